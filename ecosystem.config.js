@@ -1,0 +1,51 @@
+// PM2 process file: the service in cluster mode, one worker per instance, all on one port.
+// PM2 require()s this file, so it stays CommonJS. Settings come from the environment:
+//   APP_NAME (webapp), INSTANCES (5), PORT (5000), HOST (0.0.0.0); see README for the rest.
+const envSchema = require('env-schema')
+
+const env = (() => {
+  try {
+    return envSchema({
+      dotenv: false,
+      schema: {
+        type: 'object',
+        properties: {
+          APP_NAME: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,40}$', default: 'webapp' },
+          // PM2 takes a count, or 'max' / 0 / -1 for "per CPU"; the cluster view understands all.
+          INSTANCES: {
+            anyOf: [
+              { type: 'integer', minimum: -64, maximum: 64 },
+              { type: 'string', const: 'max' },
+            ],
+            default: 5,
+          },
+        },
+      },
+    })
+  } catch (err) {
+    throw new Error(`invalid configuration: ${err.message}`)
+  }
+})()
+
+module.exports = {
+  apps: [
+    {
+      name: env.APP_NAME,
+      script: './dist/server.js',
+      exec_mode: 'cluster',
+      instances: env.INSTANCES,
+      // The worker calls process.send('ready') once it listens: reloads wait for it, so
+      // `pm2 reload` swaps workers one by one without dropping a connection.
+      wait_ready: true,
+      listen_timeout: 10000,
+      // SIGINT first; the app drains in-flight requests within 4 s, then PM2 may SIGKILL.
+      kill_timeout: 6000,
+      max_memory_restart: '512M',
+      exp_backoff_restart_delay: 100,
+      merge_logs: true,
+      env: {
+        NODE_ENV: 'production',
+      },
+    },
+  ],
+}

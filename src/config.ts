@@ -1,0 +1,100 @@
+// The service's configuration: one JSON schema over the environment, validated at start.
+// A bad value stops the process with a message naming the variable (env-schema + Ajv).
+import { readFileSync } from 'node:fs'
+import envSchema from 'env-schema'
+
+export interface Config {
+  PORT: number
+  HOST: string
+  LOG_LEVEL: string
+  SLOW_MAX_MS: number
+  METRICS_BUCKETS: string
+  METRICS_CLUSTER: boolean
+  METRICS_GATHER_TIMEOUT_MS: number
+  METRICS_SOCKET_DIR?: string
+  METRICS_TOKEN?: string
+  METRICS_TOKEN_FILE?: string
+}
+
+export const configSchema = {
+  type: 'object',
+  properties: {
+    PORT: { type: 'integer', minimum: 1, maximum: 65535, default: 5000 },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+    },
+    SLOW_MAX_MS: { type: 'integer', minimum: 0, maximum: 60000, default: 5000 },
+    METRICS_BUCKETS: {
+      type: 'string',
+      // Comma-separated positive numbers in seconds; order is checked in parseBuckets.
+      pattern: '^\\s*\\d+(\\.\\d+)?(\\s*,\\s*\\d+(\\.\\d+)?)*\\s*$',
+      default: '0.001,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10',
+    },
+    METRICS_CLUSTER: { type: 'boolean', default: true },
+    METRICS_GATHER_TIMEOUT_MS: { type: 'integer', minimum: 10, maximum: 60000, default: 1000 },
+    METRICS_SOCKET_DIR: { type: 'string', minLength: 1 },
+    METRICS_TOKEN: { type: 'string', minLength: 16 },
+    METRICS_TOKEN_FILE: { type: 'string', minLength: 1 },
+  },
+} as const
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let config: Config
+  try {
+    config = envSchema<Config>({ schema: configSchema, data: env, dotenv: false })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
+  }
+  parseBuckets(config.METRICS_BUCKETS)
+  return config
+}
+
+/** Histogram buckets from `METRICS_BUCKETS`: positive, strictly increasing, in seconds. */
+export function parseBuckets(value: string): number[] {
+  const buckets = value.split(',').map((part) => Number(part.trim()))
+  buckets.forEach((bucket, i) => {
+    if (!Number.isFinite(bucket) || bucket <= 0) {
+      throw new ConfigError(`invalid configuration: METRICS_BUCKETS must be positive numbers`)
+    }
+    if (i > 0 && bucket <= buckets[i - 1]) {
+      throw new ConfigError(`invalid configuration: METRICS_BUCKETS must be strictly increasing`)
+    }
+  })
+  return buckets
+}
+
+/**
+ * The bearer token protecting /metrics, from `METRICS_TOKEN` or the file named by
+ * `METRICS_TOKEN_FILE` (for secrets managers); `undefined` leaves /metrics open.
+ */
+export function resolveMetricsToken(config: Config): string | undefined {
+  if (config.METRICS_TOKEN && config.METRICS_TOKEN_FILE) {
+    throw new ConfigError(
+      'invalid configuration: set METRICS_TOKEN or METRICS_TOKEN_FILE, not both',
+    )
+  }
+  if (config.METRICS_TOKEN_FILE) {
+    let token: string
+    try {
+      token = readFileSync(config.METRICS_TOKEN_FILE, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError(
+        `invalid configuration: METRICS_TOKEN_FILE cannot be read: ${(err as Error).message}`,
+      )
+    }
+    if (token.length < 16) {
+      throw new ConfigError(
+        'invalid configuration: METRICS_TOKEN_FILE must hold a token of at least 16 characters',
+      )
+    }
+    return token
+  }
+  return config.METRICS_TOKEN
+}

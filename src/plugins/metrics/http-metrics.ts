@@ -1,0 +1,45 @@
+// The two request metrics and the registry they live in. No Fastify here: the plugin feeds
+// them, the cluster view reads the registry.
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+
+export const HTTP_LABEL_NAMES = ['method', 'route', 'status_code', 'worker_id'] as const
+
+/** Seconds; from 1 ms to 10 s, fine enough around typical API latencies. */
+export const DEFAULT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export interface HttpMetrics {
+  requestsTotal: Counter<(typeof HTTP_LABEL_NAMES)[number]>
+  requestDuration: Histogram<(typeof HTTP_LABEL_NAMES)[number]>
+}
+
+export function createHttpMetrics(
+  registry: Registry,
+  buckets: readonly number[] = DEFAULT_BUCKETS,
+): HttpMetrics {
+  return {
+    requestsTotal: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests answered, by method, route template and status code.',
+      labelNames: HTTP_LABEL_NAMES,
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time from the start of an HTTP request to the end of its response, in seconds.',
+      labelNames: HTTP_LABEL_NAMES,
+      buckets: [...buckets],
+      registers: [registry],
+    }),
+  }
+}
+
+/**
+ * A registry whose every series carries `worker_id`, with prom-client's process metrics
+ * (CPU, memory, event-loop lag, GC) so each worker's health shows on its own.
+ */
+export function createWorkerRegistry(workerId: string, withDefaultMetrics = true): Registry {
+  const registry = new Registry()
+  registry.setDefaultLabels({ worker_id: workerId })
+  if (withDefaultMetrics) collectDefaultMetrics({ register: registry })
+  return registry
+}

@@ -1,0 +1,174 @@
+// fastify-plugin that times every request into `http_requests_total` and
+// `http_request_duration_seconds`, labelled method / route / status_code / worker_id, and
+// serves GET /metrics. Register it before the routes it should measure.
+import { timingSafeEqual } from 'node:crypto'
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAbortHookHandler,
+  onResponseHookHandler,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import type { Registry } from 'prom-client'
+import { resolveWorkerIdentity } from '../../lib/worker-identity'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+  DEFAULT_BUCKETS,
+  type HttpMetrics,
+} from './http-metrics'
+import { RouteRecorder } from './route-recorder'
+
+export { CLIENT_CLOSED_STATUS } from './route-recorder'
+
+/** The `route` label of requests that matched no route: one series, however many junk paths. */
+export const UNMATCHED_ROUTE = '__unmatched__'
+
+/** What GET /metrics answers with; the cluster view replaces the default (own registry). */
+export type MetricsCollector = (request: FastifyRequest) => Promise<string>
+
+export interface MetricsPluginOptions {
+  /** Registry to record into; a fresh one (with `worker_id` default label) by default. */
+  registry?: Registry
+  /** `worker_id` label value; PM2's instance number by default. */
+  workerId?: string
+  /** Histogram buckets in seconds. */
+  buckets?: readonly number[]
+  /** Collect prom-client's process metrics into a registry this plugin creates (default true). */
+  defaultMetrics?: boolean
+  /** Path of the exposition route; `false` to serve none. Default `/metrics`. */
+  endpoint?: string | false
+  /** Measure the exposition route itself (default false). */
+  measureEndpoint?: boolean
+  /** Replaces the exposition body (e.g. the cluster view); default: the registry's own text. */
+  collect?: MetricsCollector
+  /** If set, GET /metrics requires `Authorization: Bearer <token>`. */
+  token?: string
+}
+
+export interface MetricsDecorator {
+  registry: Registry
+  workerId: string
+  http: HttpMetrics
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: MetricsDecorator
+  }
+  interface FastifyContextConfig {
+    /** Set to `true` on a route to leave it out of the request metrics. */
+    disableMetrics?: boolean
+  }
+}
+
+async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOptions) {
+  const workerId = options.workerId ?? resolveWorkerIdentity().workerId
+  const registry =
+    options.registry ?? createWorkerRegistry(workerId, options.defaultMetrics ?? true)
+  const http = createHttpMetrics(registry, validateBuckets(options.buckets ?? DEFAULT_BUCKETS))
+  const endpoint = options.endpoint ?? '/metrics'
+  if (endpoint !== false && !endpoint.startsWith('/')) {
+    throw new TypeError(`metrics endpoint must start with "/", got ${JSON.stringify(endpoint)}`)
+  }
+
+  fastify.decorate('metrics', { registry, workerId, http })
+
+  // Every measured route gets its own recorder and onResponse hook, added at registration.
+  const recordersByRoute = new Map<string, RouteRecorder>()
+  const recorderFor = (route: string) => {
+    let recorder = recordersByRoute.get(route)
+    if (recorder === undefined) {
+      recorder = new RouteRecorder(http, route, workerId)
+      recordersByRoute.set(route, recorder)
+    }
+    return recorder
+  }
+
+  fastify.addHook('onRoute', (routeOptions) => {
+    if (routeOptions.config?.disableMetrics === true) return
+    const recorder = recorderFor(routeOptions.url ?? routeOptions.path)
+    const onResponse: onResponseHookHandler = (request, reply, done) => {
+      recorder.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
+      done()
+    }
+    routeOptions.onResponse = appendHook(routeOptions.onResponse, onResponse)
+  })
+
+  // Requests that matched no route land on the 404 handler, which route hooks never see.
+  const unmatched = recorderFor(UNMATCHED_ROUTE)
+  fastify.addHook('onResponse', (request, reply, done) => {
+    if (request.is404) {
+      unmatched.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
+    }
+    done()
+  })
+
+  // A client that hangs up before its response is sent never fires onResponse. Count it in
+  // http_requests_total as status 499 (as nginx does) so it does not vanish; it has no
+  // response time, so the histogram holds answered requests only.
+  const onRequestAbort: onRequestAbortHookHandler = (request, done) => {
+    const { config } = request.routeOptions
+    if (config.disableMetrics !== true) {
+      const route = request.is404 ? UNMATCHED_ROUTE : (config.url ?? UNMATCHED_ROUTE)
+      recorderFor(route).recordAborted(request.raw.method as string)
+    }
+    done()
+  }
+  fastify.addHook('onRequestAbort', onRequestAbort)
+
+  if (endpoint !== false) {
+    const collect: MetricsCollector = options.collect ?? (() => registry.metrics())
+    const authorize = options.token === undefined ? undefined : bearerCheck(options.token)
+    fastify.get(
+      endpoint,
+      {
+        config: { disableMetrics: options.measureEndpoint !== true },
+        logLevel: 'warn',
+      },
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        if (authorize !== undefined && !authorize(request.headers.authorization)) {
+          reply.header('WWW-Authenticate', 'Bearer realm="metrics"')
+          return reply.code(401).send({
+            statusCode: 401,
+            error: 'Unauthorized',
+            message: 'a valid bearer token is required',
+          })
+        }
+        const body = await collect(request)
+        return reply.type(registry.contentType).send(body)
+      },
+    )
+  }
+}
+
+function appendHook<T>(existing: T | T[] | undefined, hook: T): T[] {
+  if (existing === undefined) return [hook]
+  return Array.isArray(existing) ? [...existing, hook] : [existing, hook]
+}
+
+function validateBuckets(buckets: readonly number[]): readonly number[] {
+  if (buckets.length === 0) throw new TypeError('metrics buckets must not be empty')
+  buckets.forEach((bucket, i) => {
+    if (!Number.isFinite(bucket) || bucket <= 0 || (i > 0 && bucket <= buckets[i - 1])) {
+      throw new TypeError(
+        `metrics buckets must be positive and strictly increasing, got ${buckets}`,
+      )
+    }
+  })
+  return buckets
+}
+
+/** Constant-time comparison of `Authorization: Bearer <token>`. */
+export function bearerCheck(token: string): (header: string | undefined) => boolean {
+  const expected = Buffer.from(`Bearer ${token}`)
+  return (header) => {
+    if (header === undefined) return false
+    const given = Buffer.from(header)
+    // Compare equal-length buffers only; the length itself is not secret.
+    return given.length === expected.length && timingSafeEqual(given, expected)
+  }
+}
+
+export default fp(metricsPlugin, { fastify: '5.x', name: 'http-metrics' })

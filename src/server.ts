@@ -1,0 +1,82 @@
+// Entry point, for PM2 (cluster mode) or plain `node dist/server.js`: validates the config,
+// builds the app and the cluster view, listens, tells PM2 it is ready, and shuts down gracefully.
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app'
+import { ClusterView } from './cluster/cluster-view'
+import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
+import { ConfigError, loadConfig, parseBuckets, resolveMetricsToken } from './config'
+import { resolveWorkerIdentity } from './lib/worker-identity'
+import { createWorkerRegistry } from './plugins/metrics/http-metrics'
+
+/** How long in-flight requests get to finish on SIGINT/SIGTERM (below PM2's kill_timeout). */
+const GRACE_MS = 4000
+
+async function main(): Promise<void> {
+  const config = loadConfig()
+  const metricsToken = resolveMetricsToken(config)
+  const identity = resolveWorkerIdentity()
+  const registry = createWorkerRegistry(identity.workerId)
+
+  const logger = {
+    level: config.LOG_LEVEL,
+    base: { pid: process.pid, worker_id: identity.workerId },
+  }
+  // A worker that missed a gather is logged by the worker that noticed.
+  const log = { warn: (obj: object, msg: string) => app.log.warn(obj, msg) }
+
+  const clusterView =
+    config.METRICS_CLUSTER && identity.clusterMode
+      ? new ClusterView({
+          registry,
+          workerId: identity.workerId,
+          instances: identity.instances,
+          gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
+          paths: createSocketPaths(
+            config.METRICS_SOCKET_DIR ?? socketDirFor(identity.appName ?? 'app', config.PORT),
+          ),
+          onMissing: (workerIds, budgetMs) =>
+            log.warn({ missing: workerIds, budgetMs }, 'workers missing from the metrics gather'),
+          onError: (err) => log.warn({ err }, 'metrics snapshot server error'),
+        })
+      : undefined
+
+  const app = await buildApp({
+    workerId: identity.workerId,
+    registry,
+    buckets: parseBuckets(config.METRICS_BUCKETS),
+    slowMaxMs: config.SLOW_MAX_MS,
+    metricsToken,
+    collectMetrics: clusterView
+      ? async (request) => {
+          const header = request.headers['x-prometheus-scrape-timeout-seconds']
+          return (await clusterView.gather(Array.isArray(header) ? header[0] : header)).text
+        }
+      : undefined,
+    fastify: {
+      logger,
+      // Bounded timeouts so slow or idle clients cannot hold a worker's sockets forever.
+      requestTimeout: Math.max(30_000, config.SLOW_MAX_MS + 5_000),
+      keepAliveTimeout: 72_000,
+    },
+  })
+  if (clusterView) {
+    await clusterView.start()
+    app.addHook('onClose', async () => clusterView.close())
+  }
+
+  closeWithGrace({ delay: GRACE_MS }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down')
+    await app.close()
+  })
+
+  await app.listen({ port: config.PORT, host: config.HOST })
+  // PM2's wait_ready: the worker takes traffic only once it really listens.
+  process.send?.('ready')
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof ConfigError ? err.message : (err as Error).stack
+  process.stderr.write(`${message}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,109 @@
+// Runs a real Prometheus (Debian's `prometheus` package) on a free loopback port with its own
+// data directory, and queries it through its HTTP API. Stopped by PID.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, httpGet, waitFor } from './net'
+import { killAll } from './pm2'
+
+export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus'
+
+export interface PromSample {
+  metric: Record<string, string>
+  value?: [number, string]
+  values?: [number, string][]
+}
+
+export interface PrometheusServer {
+  url: string
+  dir: string
+  process: ChildProcess
+  query(expr: string, time?: number): Promise<PromSample[]>
+  queryRange(expr: string, start: number, end: number, stepSeconds: number): Promise<PromSample[]>
+  targets(): Promise<
+    Array<{ health: string; lastError: string; scrapeUrl: string; labels: Record<string, string> }>
+  >
+  stop(): Promise<void>
+}
+
+/** `config` is a full prometheus.yml; rule files it names may be written with `files`. */
+export async function startPrometheus(
+  config: string,
+  files: Record<string, string> = {},
+): Promise<PrometheusServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'prometheus-test-'))
+  writeFileSync(join(dir, 'prometheus.yml'), config)
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content)
+  const port = await freePort()
+  const child = spawn(
+    PROMETHEUS_BIN,
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000)
+  })
+  const url = `http://127.0.0.1:${port}`
+  const stop = async () => {
+    if (child.pid !== undefined) await killAll([child.pid])
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const api = async (path: string) => {
+    const res = await httpGet(`${url}${path}`)
+    const parsed = JSON.parse(res.body) as { status: string; data: unknown; error?: string }
+    if (parsed.status !== 'success')
+      throw new Error(`Prometheus ${path}: ${parsed.error ?? res.body}`)
+    return parsed.data
+  }
+  try {
+    await waitFor(
+      'Prometheus to be ready',
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`prometheus exited ${child.exitCode}: ${stderr}`)
+        return (await httpGet(`${url}/-/ready`)).status === 200
+      },
+      { timeoutMs: 30_000 },
+    )
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return {
+    url,
+    dir,
+    process: child,
+    query: async (expr, time) => {
+      const at = time === undefined ? '' : `&time=${time}`
+      const data = (await api(`/api/v1/query?query=${encodeURIComponent(expr)}${at}`)) as {
+        result: PromSample[]
+      }
+      return data.result
+    },
+    queryRange: async (expr, start, end, step) => {
+      const data = (await api(
+        `/api/v1/query_range?query=${encodeURIComponent(expr)}&start=${start}&end=${end}&step=${step}`,
+      )) as { result: PromSample[] }
+      return data.result
+    },
+    targets: async () => {
+      const data = (await api('/api/v1/targets')) as {
+        activeTargets: Array<{
+          health: string
+          lastError: string
+          scrapeUrl: string
+          labels: Record<string, string>
+        }>
+      }
+      return data.activeTargets
+    },
+    stop,
+  }
+}
