@@ -3,7 +3,7 @@
 // directly, and answers with the merge plus the gather's own health metrics.
 import { readdirSync } from 'node:fs'
 import type { Registry } from 'prom-client'
-import { addGatherMetrics, mergeSnapshots, type WorkerSnapshot } from './merge'
+import { addGatherMetrics, mergeSnapshots, snapshotOf, type WorkerSnapshot } from './merge'
 import { fetchSnapshot } from './snapshot-client'
 import { SnapshotServer } from './snapshot-server'
 import type { SocketPaths } from './socket-paths'
@@ -68,9 +68,7 @@ export class ClusterView {
     const results = await Promise.allSettled(
       expected.map((id): Promise<WorkerSnapshot> => {
         if (id === workerId && selfIsCurrent) {
-          return registry
-            .getMetricsAsJSON()
-            .then((metrics) => ({ workerId, pid: process.pid, metrics }))
+          return snapshotOf(registry).then((metrics) => ({ workerId, pid: process.pid, metrics }))
         }
         return fetchSnapshot(paths.linkFor(id), deadline.signal)
       }),

@@ -1,14 +1,22 @@
 // The pure half of the cluster view: snapshots of each worker's registry in, one registry out.
 // No sockets and no Fastify here, so it can be tested with plain fixtures.
-import {
-  AggregatorRegistry,
-  Gauge,
-  type MetricObjectWithValues,
-  type MetricValue,
-  type Registry,
-} from 'prom-client'
+import { AggregatorRegistry, Gauge, type Registry } from 'prom-client'
 
-export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[]
+/** One metric as `Registry.getMetricsAsJSON()` returns it (histograms name each value). */
+export interface MetricJson {
+  name: string
+  help: string
+  type: string
+  aggregator: string
+  values: Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>
+}
+
+export type MetricsSnapshot = MetricJson[]
+
+/** `getMetricsAsJSON()` as the plain JSON shape it really is (prom-client's types are narrower). */
+export async function snapshotOf(registry: Registry): Promise<MetricsSnapshot> {
+  return (await registry.getMetricsAsJSON()) as unknown as MetricsSnapshot
+}
 
 /** One worker's answer to a gather: who it is and its `getMetricsAsJSON()`. */
 export interface WorkerSnapshot {
@@ -60,7 +68,9 @@ export function mergeSnapshots(snapshots: readonly WorkerSnapshot[]): Registry {
     seen.add(snapshot.workerId)
     arrays.push(snapshot.metrics.map((metric) => ({ ...metric, aggregator: 'first' })))
   }
-  return AggregatorRegistry.aggregate(arrays)
+  return AggregatorRegistry.aggregate(
+    arrays as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0],
+  )
 }
 
 /** The gather's own health, from the answering worker's point of view. */

@@ -6,7 +6,7 @@ import { readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from '
 import { createServer, type Server } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import type { Registry } from 'prom-client'
-import { encodeSnapshot } from './merge'
+import { encodeSnapshot, snapshotOf } from './merge'
 import type { SocketPaths } from './socket-paths'
 
 export class SnapshotServer {
@@ -28,7 +28,7 @@ export class SnapshotServer {
     this.removeDeadPredecessors()
     const server = createServer({ allowHalfOpen: false }, (socket) => {
       socket.on('error', () => socket.destroy())
-      this.registry.getMetricsAsJSON().then(
+      snapshotOf(this.registry).then(
         (metrics) =>
           socket.end(encodeSnapshot({ workerId: this.workerId, pid: process.pid, metrics })),
         (err: Error) => {

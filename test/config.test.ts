@@ -1,0 +1,132 @@
+// Configuration from the environment: defaults, validation, and a clear failure at start.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { ConfigError, loadConfig, parseBuckets, resolveMetricsToken } from '../src/config'
+import { resolveWorkerIdentity, STANDALONE_WORKER_ID } from '../src/lib/worker-identity'
+
+test('defaults', () => {
+  const config = loadConfig({})
+  assert.equal(config.PORT, 5000)
+  assert.equal(config.HOST, '0.0.0.0')
+  assert.equal(config.METRICS_CLUSTER, true)
+  assert.equal(config.METRICS_GATHER_TIMEOUT_MS, 1000)
+  assert.deepEqual(
+    parseBuckets(config.METRICS_BUCKETS),
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  )
+})
+
+test('values are coerced from strings', () => {
+  const config = loadConfig({
+    PORT: '8080',
+    METRICS_CLUSTER: 'false',
+    METRICS_BUCKETS: '0.1, 0.5,2',
+  })
+  assert.equal(config.PORT, 8080)
+  assert.equal(config.METRICS_CLUSTER, false)
+  assert.deepEqual(parseBuckets(config.METRICS_BUCKETS), [0.1, 0.5, 2])
+})
+
+test('each bad value is refused with a message naming the variable', () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'abc' }, /PORT must be integer/],
+    [{ PORT: '70000' }, /PORT must be <= 65535/],
+    [{ PORT: '0' }, /PORT must be >= 1/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to one of the allowed values/],
+    [{ METRICS_BUCKETS: '0.1,abc' }, /METRICS_BUCKETS must match pattern/],
+    [{ METRICS_BUCKETS: '1,0.5' }, /METRICS_BUCKETS must be strictly increasing/],
+    [{ METRICS_BUCKETS: '0,1' }, /METRICS_BUCKETS must be positive/],
+    [{ METRICS_GATHER_TIMEOUT_MS: '5' }, /METRICS_GATHER_TIMEOUT_MS must be >= 10/],
+    [{ METRICS_CLUSTER: 'maybe' }, /METRICS_CLUSTER must be boolean/],
+    [{ METRICS_TOKEN: 'short' }, /METRICS_TOKEN must NOT have fewer than 16 characters/],
+  ]
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig(env),
+      (err: Error) => err instanceof ConfigError && message.test(err.message),
+    )
+  }
+})
+
+test('the metrics token comes from the environment or a file, not both', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'config-test-'))
+  const file = join(dir, 'token')
+  writeFileSync(file, 'file-token-0123456789\n')
+  assert.equal(
+    resolveMetricsToken(loadConfig({ METRICS_TOKEN_FILE: file })),
+    'file-token-0123456789',
+  )
+  assert.equal(
+    resolveMetricsToken(loadConfig({ METRICS_TOKEN: 'env-token-0123456789' })),
+    'env-token-0123456789',
+  )
+  assert.equal(resolveMetricsToken(loadConfig({})), undefined)
+  assert.throws(
+    () =>
+      resolveMetricsToken(
+        loadConfig({ METRICS_TOKEN: 'env-token-0123456789', METRICS_TOKEN_FILE: file }),
+      ),
+    /not both/,
+  )
+  assert.throws(
+    () => resolveMetricsToken(loadConfig({ METRICS_TOKEN_FILE: join(dir, 'missing') })),
+    /METRICS_TOKEN_FILE cannot be read/,
+  )
+})
+
+test('worker identity follows PM2, including a renamed instance variable', () => {
+  assert.deepEqual(resolveWorkerIdentity({}), {
+    workerId: STANDALONE_WORKER_ID,
+    clusterMode: false,
+    appName: undefined,
+    instances: undefined,
+  })
+  const pm2 = {
+    pm_id: '7',
+    name: 'web',
+    exec_mode: 'cluster_mode',
+    instances: '5',
+    NODE_APP_INSTANCE: '2',
+  }
+  assert.deepEqual(resolveWorkerIdentity(pm2), {
+    workerId: '2',
+    clusterMode: true,
+    appName: 'web',
+    instances: 5,
+  })
+  const renamed = {
+    ...pm2,
+    NODE_APP_INSTANCE: undefined,
+    instance_var: 'INSTANCE_ID',
+    INSTANCE_ID: '4',
+  }
+  assert.equal(resolveWorkerIdentity(renamed).workerId, '4')
+  assert.equal(resolveWorkerIdentity({ ...pm2, exec_mode: 'fork_mode' }).clusterMode, false)
+  assert.equal(
+    resolveWorkerIdentity({ ...pm2, instances: 'max' }).instances,
+    availableParallelism(),
+  )
+})
+
+test('the server exits non-zero with the variable named when started with a bad PORT', () => {
+  const result = spawnSync(process.execPath, ['dist/server.js'], {
+    env: { PATH: process.env.PATH, PORT: 'not-a-port' },
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
+  assert.equal(result.status, 1)
+  assert.match(result.stderr, /invalid configuration: env\/PORT must be integer/)
+})
+
+test('PM2 refuses a bad INSTANCES when loading the ecosystem file', () => {
+  const result = spawnSync(process.execPath, ['-e', "require('./ecosystem.config.js')"], {
+    env: { PATH: process.env.PATH, INSTANCES: 'lots' },
+    encoding: 'utf8',
+  })
+  assert.notEqual(result.status, 0)
+  assert.match(result.stderr, /invalid configuration: env\/INSTANCES/)
+})
