@@ -56,6 +56,8 @@ export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
     LOG_LEVEL: 'warn',
     ...options.env,
   }
+  // An empty value in options.env removes the variable (e.g. to use the default socket dir).
+  for (const [key, value] of Object.entries(options.env ?? {})) if (value === '') delete env[key]
   // The test runner's own variables must not leak into the workers.
   delete env.NODE_TEST_CONTEXT
   delete env.NODE_OPTIONS
