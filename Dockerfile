@@ -1,0 +1,36 @@
+# The service as a container image: TypeScript built with dev dependencies in one stage,
+# production dependencies installed in another, and a slim runtime that runs the PM2
+# ecosystem file in the foreground (pm2-runtime) as the unprivileged `node` user.
+# Node 20 on Debian bookworm (glibc: the toolchain's native binaries need it).
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-fund --no-audit
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-fund --no-audit && npm cache clean --force
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    PORT=5000 \
+    HOST=0.0.0.0 \
+    PM2_HOME=/home/node/.pm2
+WORKDIR /app
+# Owned by root and read-only to the service: it writes only to PM2_HOME and /tmp (sockets).
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ecosystem.config.js ./
+USER node
+EXPOSE 5000
+# Node's own fetch: the slim image has neither curl nor wget.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||5000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# pm2-runtime stays in the foreground, forwards SIGTERM/SIGINT to the workers and exits with them.
+CMD ["node_modules/.bin/pm2-runtime", "start", "ecosystem.config.js"]
