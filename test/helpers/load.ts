@@ -31,8 +31,9 @@ export function startLoad(options: LoadOptions): { done: Promise<LoadResult>; st
         url: options.url,
         connections: options.connections ?? 10,
         overallRate: options.rate,
-        amount: options.amount,
-        duration: options.amount === undefined ? (options.durationSeconds ?? 5) : undefined,
+        ...(options.amount === undefined
+          ? { duration: options.durationSeconds ?? 5 }
+          : { amount: options.amount }),
         timeout: 10,
       },
       (err, result) => {
