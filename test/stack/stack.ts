@@ -1,0 +1,202 @@
+// Shared by the stack tests and scripts/render-worker-chart.ts: the project's own stack files,
+// read and adapted for a loopback run, the dashboard's queries with Grafana's variables
+// substituted, and a bounded route mix for load.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { ROOT } from '../helpers/pm2'
+
+export { ROOT }
+export const PROMETHEUS_DIR = join(ROOT, 'prometheus')
+export const PROMETHEUS_CONFIG = join(PROMETHEUS_DIR, 'prometheus.yml')
+export const DASHBOARD_JSON = join(ROOT, 'grafana', 'dashboards', 'webapp-workers.json')
+export const PROMTOOL_BIN = process.env.PROMTOOL_BIN ?? 'promtool'
+
+export interface RunResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs a command to completion (no shell), whatever its exit code. */
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): RunResult {
+  const result = spawnSync(command, args, {
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? process.env,
+    input: options.input,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  if (result.error) throw result.error
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr }
+}
+
+/**
+ * YAML to plain data through python3's PyYAML, which Debian's docker-compose depends on, so
+ * the tests need no YAML package of their own.
+ */
+export function parseYaml<T = unknown>(text: string): T {
+  const json = execFileSync(
+    'python3',
+    ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'],
+    { input: text, encoding: 'utf8' },
+  )
+  return JSON.parse(json) as T
+}
+
+export const readYaml = <T = unknown>(path: string): T => parseYaml<T>(readFileSync(path, 'utf8'))
+
+/** The block of prometheus.yml that discovers the compose service's containers by DNS. */
+export const DNS_DISCOVERY_BLOCK = `    dns_sd_configs:
+      - names: ['webapp']
+        type: A
+        port: 5000
+        refresh_interval: 15s
+`
+
+/**
+ * The project's prometheus.yml with only two changes for a loopback run: the webapp job scrapes
+ * `target` instead of discovering `webapp` by DNS, and the rules are read from the repository.
+ */
+export function loopbackPrometheusConfig(target: string): string {
+  const config = readFileSync(PROMETHEUS_CONFIG, 'utf8')
+  if (!config.includes(DNS_DISCOVERY_BLOCK)) {
+    throw new Error('prometheus.yml no longer holds the expected dns_sd_configs block')
+  }
+  if (!config.includes('  - rules/*.yml\n')) {
+    throw new Error('prometheus.yml no longer loads rules/*.yml')
+  }
+  return config
+    .replace(DNS_DISCOVERY_BLOCK, `    static_configs:\n      - targets: ['${target}']\n`)
+    .replace('  - rules/*.yml\n', `  - ${join(PROMETHEUS_DIR, 'rules')}/*.yml\n`)
+}
+
+// ---- the dashboard's queries ----
+
+export interface DashboardTarget {
+  refId: string
+  expr: string
+  legendFormat?: string
+  instant?: boolean
+  range?: boolean
+  datasource?: { type?: string; uid?: string }
+}
+
+export interface DashboardPanel {
+  id?: number
+  type: string
+  title: string
+  datasource?: { type?: string; uid?: string }
+  targets?: DashboardTarget[]
+  panels?: DashboardPanel[]
+}
+
+export interface DashboardVariable {
+  type: string
+  name: string
+  query: string
+  allValue?: string
+  includeAll?: boolean
+  multi?: boolean
+  datasource?: { type?: string; uid?: string }
+}
+
+export interface Dashboard {
+  uid: string
+  title: string
+  schemaVersion: number
+  panels: DashboardPanel[]
+  templating: { list: DashboardVariable[] }
+}
+
+export const readDashboard = (): Dashboard =>
+  JSON.parse(readFileSync(DASHBOARD_JSON, 'utf8')) as Dashboard
+
+/** Every panel, rows' children included, in dashboard order. */
+export function allPanels(dashboard: Dashboard): DashboardPanel[] {
+  return dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])])
+}
+
+/** Grafana's built-in variables that the dashboard may use. */
+export const BUILTIN_VARIABLES = ['__rate_interval', '__interval', '__range', '__range_s']
+
+export interface Substitution {
+  /** Variable name to its value as Grafana would render it into PromQL (`.*` for All). */
+  variables: Record<string, string>
+  /** `$__rate_interval`: max($__interval + scrape interval, 4 x scrape interval). */
+  rateInterval: string
+  /** `$__range`: the dashboard's time range. */
+  range: string
+}
+
+/** The query Grafana would send, with its variables replaced. */
+export function substitute(expr: string, sub: Substitution): string {
+  return expr.replace(/\$(\w+)/g, (whole, name: string) => {
+    if (name === '__rate_interval') return sub.rateInterval
+    if (name === '__range') return sub.range
+    const value = sub.variables[name]
+    if (value === undefined) throw new Error(`no value for ${whole} in ${expr}`)
+    return value
+  })
+}
+
+/** Variables named in an expression, `$name` form. */
+export const variablesIn = (expr: string) => [...expr.matchAll(/\$(\w+)/g)].map((m) => m[1])
+
+/** `label_values(selector, label)` → its parts, as Grafana's Prometheus datasource reads them. */
+export function parseLabelValues(query: string): { selector: string; label: string } {
+  const match = /^label_values\((.+),\s*(\w+)\)$/.exec(query.trim())
+  if (!match) throw new Error(`not a label_values() query: ${query}`)
+  return { selector: match[1], label: match[2] }
+}
+
+// ---- load ----
+
+/** A mix of the demo routes: 200s, 201s, 404s (matched and unmatched), 500s and slow ones. */
+export const ROUTE_MIX: autocannon.Request[] = [
+  { method: 'GET', path: '/' },
+  { method: 'GET', path: '/items/1' },
+  { method: 'GET', path: '/items/2' },
+  { method: 'GET', path: '/items/99' },
+  {
+    method: 'POST',
+    path: '/items',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name":"fig"}',
+  },
+  { method: 'GET', path: '/slow?ms=20' },
+  { method: 'GET', path: '/error' },
+  { method: 'GET', path: '/' },
+  { method: 'GET', path: '/no-such-route' },
+  { method: 'GET', path: '/health' },
+]
+
+/** Bounded load on 127.0.0.1 only: `rate` req/s for `seconds`, cycling through ROUTE_MIX. */
+export function driveRouteMix(
+  baseUrl: string,
+  rate: number,
+  seconds: number,
+  connections = 10,
+): Promise<autocannon.Result> {
+  if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(baseUrl)) {
+    throw new Error(`load only goes to 127.0.0.1, not ${baseUrl}`)
+  }
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: baseUrl,
+        connections,
+        overallRate: rate,
+        duration: seconds,
+        timeout: 10,
+        requests: ROUTE_MIX,
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    )
+  })
+}
