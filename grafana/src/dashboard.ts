@@ -20,6 +20,8 @@ const requests = `http_requests_total{${target}, route=~"$route"}`
 const buckets = `http_request_duration_seconds_bucket{${target}, route=~"$route"}`
 const rate = (selector: string) => `rate(${selector}[$__rate_interval])`
 const WORKER = '{{instance}} w{{worker_id}}'
+/** 0 for every worker in the cluster view: a worker that serves nothing shows, not vanishes. */
+const idleWorkers = `sum by (instance, worker_id) (cluster_metrics_worker_up{${target}}) * 0`
 
 function query(expr: string, legendFormat: string, refId = 'A') {
   return new prometheus.DataqueryBuilder()
@@ -225,17 +227,21 @@ export function buildDashboard(): dashboard.Dashboard {
             'container should run close together: PM2 hands out connections round-robin.',
           'reqps',
         )
-          .withTarget(query(`sum by (instance, worker_id) (${rate(requests)})`, WORKER))
+          .withTarget(
+            query(`sum by (instance, worker_id) (${rate(requests)}) or ${idleWorkers}`, WORKER),
+          )
           .withTarget(query(`sum(${rate(requests)})`, 'total', 'B')),
       )
       .withPanel(
         bars(
           'Share of requests per worker',
-          "Each worker's share of the selected requests: with N workers, 1/N each is a fair share.",
+          "Each worker's share of the selected requests: with N workers, 1/N each is a fair " +
+            'share. A worker that serves nothing (e.g. just restarted, while clients keep their ' +
+            'connections to its siblings) shows 0.',
           'percentunit',
         ).withTarget(
           instantQuery(
-            `sum by (instance, worker_id) (${rate(requests)}) / scalar(sum(${rate(requests)}))`,
+            `(sum by (instance, worker_id) (${rate(requests)}) or ${idleWorkers}) / scalar(sum(${rate(requests)}))`,
             WORKER,
           ),
         ),
