@@ -1,0 +1,166 @@
+// Shared pieces of the hardening drills: bounded autocannon load against loopback with an honest
+// tally of what failed, and parsing of /metrics expositions into comparable series.
+import autocannon from 'autocannon'
+import { httpGet } from '../helpers/net'
+
+// The package ships no types: it turns exposition text into metric families.
+const parsePrometheusTextFormat = require('parse-prometheus-text-format') as (
+  text: string,
+) => MetricFamily[]
+
+export interface MetricFamily {
+  name: string
+  type: string
+  metrics: Array<{
+    labels?: Record<string, string>
+    value?: string
+    buckets?: Record<string, string>
+    count?: string
+    sum?: string
+  }>
+}
+
+export interface LoadOptions {
+  url: string
+  /** Requests per second over all connections. */
+  rate: number
+  durationSeconds: number
+  connections?: number
+  path?: string
+}
+
+export interface LoadTally {
+  /** Requests written to a socket. */
+  sent: number
+  /** Responses received, by status code. */
+  statuses: Map<number, number>
+  ok: number
+  /** Responses with a status other than 2xx. */
+  non2xx: number
+  /** Connection errors and timeouts (each is a request that got no response). */
+  errors: number
+  timeouts: number
+  /** Error codes of the connection errors, e.g. ECONNRESET. */
+  errorCodes: Map<string, number>
+  /** `sent - answered`: requests that never got a response, counted independently of errors. */
+  unanswered: number
+}
+
+export interface RunningLoad {
+  done: Promise<LoadTally>
+  stop(): void
+}
+
+/** Steady load at a fixed rate for a bounded time, to 127.0.0.1 only. */
+export function startLoad(options: LoadOptions): RunningLoad {
+  const target = new URL(options.path ?? '/', options.url)
+  if (target.hostname !== '127.0.0.1') throw new Error(`load only to 127.0.0.1, not ${target}`)
+  const statuses = new Map<number, number>()
+  const errorCodes = new Map<string, number>()
+  // A fixed number of requests rather than a duration: autocannon then waits for every answer,
+  // so a request lost on a closing connection shows up as a timeout instead of vanishing.
+  const instance = autocannon({
+    url: target.toString(),
+    connections: options.connections ?? 10,
+    overallRate: options.rate,
+    amount: Math.round(options.rate * options.durationSeconds),
+    timeout: 10,
+  })
+  instance.on('response', (_client, statusCode) => {
+    statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1)
+  })
+  instance.on('reqError', (err: NodeJS.ErrnoException) => {
+    const code = err.code ?? err.message
+    errorCodes.set(code, (errorCodes.get(code) ?? 0) + 1)
+  })
+  const done = new Promise<LoadTally>((resolve, reject) => {
+    instance.on('done', (result) => {
+      const answered = [...statuses.values()].reduce((a, b) => a + b, 0)
+      const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((a, [, n]) => a + n, 0)
+      resolve({
+        sent: Math.round(options.rate * options.durationSeconds),
+        statuses,
+        ok,
+        non2xx: answered - ok,
+        errors: result.errors,
+        timeouts: result.timeouts,
+        errorCodes,
+        unanswered: Math.round(options.rate * options.durationSeconds) - answered - result.errors,
+      })
+    })
+    instance.on('error', reject)
+  })
+  return { done, stop: () => instance.stop() }
+}
+
+export function describeTally(t: LoadTally): string {
+  const codes = [...t.statuses].map(([s, n]) => `${s}:${n}`).join(' ')
+  const errs = [...t.errorCodes].map(([c, n]) => `${c}:${n}`).join(' ')
+  return `sent ${t.sent}, 2xx ${t.ok}, non-2xx ${t.non2xx} [${codes}], errors ${t.errors} (timeouts ${t.timeouts}) [${errs}], unanswered ${t.unanswered}`
+}
+
+export async function scrape(baseUrl: string, token?: string): Promise<string> {
+  const res = await httpGet(`${baseUrl}/metrics`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  })
+  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}: ${res.body}`)
+  return res.body
+}
+
+export function parseExposition(text: string): MetricFamily[] {
+  return parsePrometheusTextFormat(text)
+}
+
+/** A stable key for one series of a family: its name and sorted labels. */
+export function seriesKey(name: string, labels: Record<string, string> = {}): string {
+  const pairs = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(labels[k])}`)
+  return `${name}{${pairs.join(',')}}`
+}
+
+/** Every series key in an exposition (histograms count once per label set, without `le`). */
+export function seriesKeys(families: MetricFamily[]): string[] {
+  return families.flatMap((family) =>
+    family.metrics.map((metric) => seriesKey(family.name, metric.labels)),
+  )
+}
+
+/**
+ * Label sets that occur more than once in one scrape, found two ways: in the parsed families
+ * and in the raw sample lines (a parser could merge what the text repeats).
+ */
+export function duplicateSeries(text: string): string[] {
+  const duplicates = new Set<string>()
+  const seen = new Set<string>()
+  for (const key of seriesKeys(parseExposition(text))) {
+    if (seen.has(key)) duplicates.add(key)
+    seen.add(key)
+  }
+  const seenLines = new Set<string>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const key = line.slice(0, line.lastIndexOf(' '))
+    if (seenLines.has(key)) duplicates.add(key)
+    seenLines.add(key)
+  }
+  return [...duplicates]
+}
+
+/** `http_requests_total` per worker, summed over its other labels. */
+export function requestsByWorker(text: string): Map<string, number> {
+  const totals = new Map<string, number>()
+  const family = parseExposition(text).find((f) => f.name === 'http_requests_total')
+  for (const metric of family?.metrics ?? []) {
+    const worker = metric.labels?.worker_id ?? '?'
+    totals.set(worker, (totals.get(worker) ?? 0) + Number(metric.value))
+  }
+  return totals
+}
+
+/** The value of one gauge series, e.g. `cluster_metrics_workers_answered`. */
+export function gaugeValue(text: string, name: string): number | undefined {
+  const family = parseExposition(text).find((f) => f.name === name)
+  const value = family?.metrics[0]?.value
+  return value === undefined ? undefined : Number(value)
+}
