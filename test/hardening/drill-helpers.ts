@@ -30,7 +30,7 @@ export interface LoadOptions {
 }
 
 export interface LoadTally {
-  /** Requests written to a socket. */
+  /** Requests the load was asked to send (autocannon's own `requests.sent` over-counts). */
   sent: number
   /** Responses received, by status code. */
   statuses: Map<number, number>
@@ -42,7 +42,7 @@ export interface LoadTally {
   timeouts: number
   /** Error codes of the connection errors, e.g. ECONNRESET. */
   errorCodes: Map<string, number>
-  /** `sent - answered`: requests that never got a response, counted independently of errors. */
+  /** Requests with neither a response nor an error: lost on a connection without a trace. */
   unanswered: number
 }
 
@@ -59,13 +59,23 @@ export function startLoad(options: LoadOptions): RunningLoad {
   const errorCodes = new Map<string, number>()
   // A fixed number of requests rather than a duration: autocannon then waits for every answer,
   // so a request lost on a closing connection shows up as a timeout instead of vanishing.
-  const instance = autocannon({
-    url: target.toString(),
-    connections: options.connections ?? 10,
-    overallRate: options.rate,
-    amount: Math.round(options.rate * options.durationSeconds),
-    timeout: 10,
+  const amount = Math.round(options.rate * options.durationSeconds)
+  let settle: (result: autocannon.Result) => void = () => {}
+  let fail: (err: unknown) => void = () => {}
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    settle = resolve
+    fail = reject
   })
+  const instance = autocannon(
+    {
+      url: target.toString(),
+      connections: options.connections ?? 10,
+      overallRate: options.rate,
+      amount,
+      timeout: 10,
+    },
+    (err, result) => (err ? fail(err) : settle(result)),
+  )
   instance.on('response', (_client, statusCode) => {
     statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1)
   })
@@ -73,22 +83,19 @@ export function startLoad(options: LoadOptions): RunningLoad {
     const code = err.code ?? err.message
     errorCodes.set(code, (errorCodes.get(code) ?? 0) + 1)
   })
-  const done = new Promise<LoadTally>((resolve, reject) => {
-    instance.on('done', (result) => {
-      const answered = [...statuses.values()].reduce((a, b) => a + b, 0)
-      const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((a, [, n]) => a + n, 0)
-      resolve({
-        sent: Math.round(options.rate * options.durationSeconds),
-        statuses,
-        ok,
-        non2xx: answered - ok,
-        errors: result.errors,
-        timeouts: result.timeouts,
-        errorCodes,
-        unanswered: Math.round(options.rate * options.durationSeconds) - answered - result.errors,
-      })
-    })
-    instance.on('error', reject)
+  const done = finished.then((result): LoadTally => {
+    const answered = [...statuses.values()].reduce((a, b) => a + b, 0)
+    const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((a, [, n]) => a + n, 0)
+    return {
+      sent: amount,
+      statuses,
+      ok,
+      non2xx: answered - ok,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      errorCodes,
+      unanswered: amount - answered - result.errors,
+    }
   })
   return { done, stop: () => instance.stop() }
 }
