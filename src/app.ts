@@ -11,6 +11,8 @@ export interface AppOptions {
   buckets?: readonly number[]
   slowMaxMs?: number
   metricsToken?: string
+  /** Path of /metrics on this app, or `false` when it is served on a separate port. */
+  metricsEndpoint?: string | false
   /** The cluster view's collector; without it /metrics shows this process alone. */
   collectMetrics?: MetricsCollector
   fastify?: FastifyServerOptions
@@ -23,6 +25,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     registry: options.registry,
     buckets: options.buckets,
     token: options.metricsToken,
+    endpoint: options.metricsEndpoint,
     collect: options.collectMetrics,
   })
   await app.register(demoRoutes, {

@@ -14,6 +14,11 @@ export interface Config {
   METRICS_SOCKET_DIR?: string
   METRICS_TOKEN?: string
   METRICS_TOKEN_FILE?: string
+  METRICS_PORT?: number
+  METRICS_HOST?: string
+  HTTP_REQUEST_TIMEOUT_MS?: number
+  HTTP_HEADERS_TIMEOUT_MS: number
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: number
 }
 
 export const configSchema = {
@@ -38,6 +43,18 @@ export const configSchema = {
     METRICS_SOCKET_DIR: { type: 'string', minLength: 1 },
     METRICS_TOKEN: { type: 'string', minLength: 16 },
     METRICS_TOKEN_FILE: { type: 'string', minLength: 1 },
+    // Serve /metrics on its own port (and host, HOST by default) instead of the public one.
+    METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
+    METRICS_HOST: { type: 'string', minLength: 1 },
+    // Whole request, headers only, idle keep-alive connection (see README, Reliability).
+    HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000 },
+    HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: {
+      type: 'integer',
+      minimum: 1000,
+      maximum: 600000,
+      default: 72000,
+    },
   },
 } as const
 
@@ -53,7 +70,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }
   parseBuckets(config.METRICS_BUCKETS)
+  if (config.METRICS_PORT !== undefined && config.METRICS_PORT === config.PORT) {
+    throw new ConfigError('invalid configuration: METRICS_PORT must differ from PORT')
+  }
+  const requestTimeout = requestTimeoutMs(config)
+  if (requestTimeout <= config.SLOW_MAX_MS) {
+    throw new ConfigError(
+      'invalid configuration: HTTP_REQUEST_TIMEOUT_MS must be greater than SLOW_MAX_MS',
+    )
+  }
+  if (config.HTTP_HEADERS_TIMEOUT_MS > requestTimeout) {
+    throw new ConfigError(
+      'invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS',
+    )
+  }
   return config
+}
+
+/** Longest time a whole request may take: set, or 30 s and always above the slowest /slow. */
+export function requestTimeoutMs(config: Config): number {
+  return config.HTTP_REQUEST_TIMEOUT_MS ?? Math.max(30_000, config.SLOW_MAX_MS + 5_000)
 }
 
 /** Histogram buckets from `METRICS_BUCKETS`: positive, strictly increasing, in seconds. */
