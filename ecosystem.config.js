@@ -27,6 +27,15 @@ const env = (() => {
   }
 })()
 
+// The service's own settings (PORT, METRICS_*, ...) are checked here as well, once built, so
+// `pm2 start` fails at once naming the variable instead of PM2 restarting workers that cannot
+// start.
+const builtConfig = require('node:path').join(__dirname, 'dist', 'config.js')
+if (require('node:fs').existsSync(builtConfig)) {
+  const { loadConfig, resolveMetricsToken } = require(builtConfig)
+  resolveMetricsToken(loadConfig())
+}
+
 module.exports = {
   apps: [
     {
