@@ -138,6 +138,7 @@ test('every variable query returns values, the worker variable all 5 workers', a
 
 test('every panel query returns data; every per-worker query returns all 5 workers', async () => {
   const queried: string[] = []
+  let perWorker = 0
   for (const panel of allPanels(dashboard)) {
     for (const target of panel.targets ?? []) {
       const expr = substitute(target.expr, all)
@@ -153,11 +154,13 @@ test('every panel query returns data; every per-worker query returns all 5 worke
       // A legend naming the worker marks a per-worker query.
       if (target.legendFormat?.includes('{{worker_id}}')) {
         assert.deepEqual(workerIdsOf(samples), WORKERS, `not every worker: ${what}`)
+        perWorker++
       }
       queried.push(`${panel.title}/${target.refId}`)
     }
   }
   assert.ok(queried.length >= 20, `only ${queried.length} queries in the dashboard`)
+  assert.ok(perWorker >= 12, `only ${perWorker} per-worker queries`)
 })
 
 test('choosing one worker narrows every per-worker query to that worker', async () => {
