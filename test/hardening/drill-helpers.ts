@@ -1,5 +1,6 @@
 // Shared pieces of the hardening drills: bounded autocannon load against loopback with an honest
 // tally of what failed, and parsing of /metrics expositions into comparable series.
+import { Agent, request } from 'node:http'
 import autocannon from 'autocannon'
 import { httpGet } from '../helpers/net'
 
@@ -98,6 +99,91 @@ export function startLoad(options: LoadOptions): RunningLoad {
     }
   })
   return { done, stop: () => instance.stop() }
+}
+
+/**
+ * Steady load from Node's own HTTP client: a keep-alive agent with up to `connections` sockets,
+ * used in turn (fifo), one request every 1/rate s for a bounded time. Unlike autocannon, which
+ * writes its next request the moment a response ends, this client honours `Connection: close`,
+ * as browsers, proxies and Prometheus do, so it shows what such clients see during a reload.
+ */
+export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
+  const target = new URL(options.path ?? '/', options.url)
+  if (target.hostname !== '127.0.0.1') throw new Error(`load only to 127.0.0.1, not ${target}`)
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: options.connections ?? 10,
+    scheduling: 'fifo',
+  })
+  const statuses = new Map<number, number>()
+  const errorCodes = new Map<string, number>()
+  const amount = Math.round(options.rate * options.durationSeconds)
+  let issued = 0
+  let errors = 0
+  let timeouts = 0
+  let stopped = false
+  const pending: Promise<void>[] = []
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request(target, { agent, timeout: 10_000 }, (res) => {
+        res.resume()
+        res.on('end', () => {
+          const status = res.statusCode ?? 0
+          statuses.set(status, (statuses.get(status) ?? 0) + 1)
+          resolve()
+        })
+      })
+      req.on('timeout', () => {
+        timeouts++
+        req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }))
+      })
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        errors++
+        const code = err.code ?? err.message
+        errorCodes.set(code, (errorCodes.get(code) ?? 0) + 1)
+        resolve()
+      })
+      req.end()
+    })
+  const started = performance.now()
+  const done = new Promise<void>((resolve) => {
+    const tick = () => {
+      // Catch up to the schedule: the timer may fire late on a busy machine.
+      const due = Math.min(
+        amount,
+        Math.floor(((performance.now() - started) / 1000) * options.rate) + 1,
+      )
+      while (!stopped && issued < due) {
+        issued++
+        pending.push(one())
+      }
+      if (stopped || issued >= amount) resolve()
+      else setTimeout(tick, 5)
+    }
+    tick()
+  })
+    .then(() => Promise.all(pending))
+    .then((): LoadTally => {
+      agent.destroy()
+      const answered = [...statuses.values()].reduce((a, b) => a + b, 0)
+      const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((a, [, n]) => a + n, 0)
+      return {
+        sent: issued,
+        statuses,
+        ok,
+        non2xx: answered - ok,
+        errors,
+        timeouts,
+        errorCodes,
+        unanswered: issued - answered - errors,
+      }
+    })
+  return {
+    done,
+    stop: () => {
+      stopped = true
+    },
+  }
 }
 
 export function describeTally(t: LoadTally): string {

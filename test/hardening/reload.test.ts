@@ -11,7 +11,7 @@ import {
   gaugeValue,
   requestsByWorker,
   scrape,
-  startLoad,
+  startKeepAliveLoad,
 } from './drill-helpers'
 
 const RATE = 200
@@ -32,7 +32,7 @@ test('pm2 reload under 200 req/s drops no request and keeps every scrape consist
   const oldPids = new Set(before.map((p) => p.pid))
 
   let answered = 0
-  const load = startLoad({
+  const load = startKeepAliveLoad({
     url: running.baseUrl,
     path: '/items/1',
     rate: RATE,

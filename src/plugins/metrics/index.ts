@@ -119,27 +119,39 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   fastify.addHook('onRequestAbort', onRequestAbort)
 
   if (endpoint !== false) {
-    const collect: MetricsCollector = options.collect ?? (() => registry.metrics())
-    const authorize = options.token === undefined ? undefined : bearerCheck(options.token)
     fastify.get(
       endpoint,
-      {
-        config: { disableMetrics: options.measureEndpoint !== true },
-        logLevel: 'warn',
-      },
-      async (request: FastifyRequest, reply: FastifyReply) => {
-        if (authorize !== undefined && !authorize(request.headers.authorization)) {
-          reply.header('WWW-Authenticate', 'Bearer realm="metrics"')
-          return reply.code(401).send({
-            statusCode: 401,
-            error: 'Unauthorized',
-            message: 'a valid bearer token is required',
-          })
-        }
-        const body = await collect(request)
-        return reply.type(registry.contentType).send(body)
-      },
+      { config: { disableMetrics: options.measureEndpoint !== true }, logLevel: 'warn' },
+      metricsHandler({
+        collect: options.collect ?? (() => registry.metrics()),
+        contentType: registry.contentType,
+        token: options.token,
+      }),
     )
+  }
+}
+
+/**
+ * The GET /metrics handler: the exposition from `collect`, behind an optional bearer token.
+ * Exported so a separate metrics-only server can serve exactly the same thing.
+ */
+export function metricsHandler(options: {
+  collect: MetricsCollector
+  contentType: string
+  token?: string
+}) {
+  const { collect, contentType } = options
+  const authorize = options.token === undefined ? undefined : bearerCheck(options.token)
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    if (authorize !== undefined && !authorize(request.headers.authorization)) {
+      reply.header('WWW-Authenticate', 'Bearer realm="metrics"')
+      return reply.code(401).send({
+        statusCode: 401,
+        error: 'Unauthorized',
+        message: 'a valid bearer token is required',
+      })
+    }
+    return reply.type(contentType).send(await collect(request))
   }
 }
 

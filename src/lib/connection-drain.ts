@@ -1,0 +1,58 @@
+// Graceful hand-over of keep-alive connections when a worker stops (pm2 reload, SIGTERM).
+//
+// `http.Server#close` closes every idle keep-alive connection at once, which races requests a
+// client is writing at that moment (ECONNRESET). Instead, once draining:
+//  - the worker stops listening (in cluster mode the primary hands new connections to others);
+//  - every response on an open connection carries `Connection: close`, so a client finishes
+//    that exchange and opens its next request elsewhere: no race for busy connections;
+//  - a connection with nothing in flight and no bytes moved for a whole check interval is
+//    closed: it is idle, and a client that still holds it would reconnect.
+// What is left at the deadline is Fastify's to close.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { Server as NetServer, type Socket } from 'node:net'
+
+export class ConnectionDrain {
+  private readonly inFlight = new Map<Socket, number>()
+  private draining = false
+
+  constructor(
+    private readonly server: Server,
+    private readonly idleCheckMs = 250,
+  ) {
+    server.on('connection', (socket: Socket) => {
+      this.inFlight.set(socket, 0)
+      socket.once('close', () => this.inFlight.delete(socket))
+    })
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      const socket = request.socket
+      if (this.draining) response.setHeader('Connection', 'close')
+      this.inFlight.set(socket, (this.inFlight.get(socket) ?? 0) + 1)
+      response.once('close', () => {
+        const count = this.inFlight.get(socket)
+        if (count !== undefined) this.inFlight.set(socket, count - 1)
+      })
+    })
+  }
+
+  /** Resolves once every connection is gone, or at the deadline. */
+  drain(timeoutMs: number): Promise<void> {
+    this.draining = true
+    const lastSeen = new Map<Socket, number>()
+    const closeIdle = () => {
+      for (const [socket, requests] of this.inFlight) {
+        const traffic = socket.bytesRead + socket.bytesWritten
+        if (requests === 0 && lastSeen.get(socket) === traffic) socket.destroy()
+        else lastSeen.set(socket, traffic)
+      }
+    }
+    const interval = setInterval(closeIdle, this.idleCheckMs)
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs)
+      // The plain net.Server close: stop listening, keep the open connections for now.
+      NetServer.prototype.close.call(this.server, () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    }).finally(() => clearInterval(interval))
+  }
+}
