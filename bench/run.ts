@@ -24,6 +24,7 @@ import { round } from './lib/stats'
 
 const ROOT = join(__dirname, '..')
 
+/** Durations are whole seconds: autocannon runs for at least one second, in whole seconds. */
 interface Settings {
   cpu: CpuSettings
   saturation: SaturationSettings
@@ -51,16 +52,16 @@ const FULL: Settings = {
 }
 
 const QUICK: Settings = {
-  cpu: { rate: 1000, durationS: 1, rounds: 2, warmupS: 0.5, preheatS: 0.2, connections: 5 },
-  saturation: { durationS: 0.5, rounds: 1, connections: 20 },
+  cpu: { rate: 1000, durationS: 1, rounds: 2, warmupS: 1, preheatS: 0, connections: 5 },
+  saturation: { durationS: 1, rounds: 1, connections: 20 },
   cluster: {
     instances: 2,
-    warmupS: 0.5,
-    warmupScrapes: 2,
-    idleScrapes: 10,
+    warmupS: 1,
+    warmupScrapes: 1,
+    idleScrapes: 5,
     scrapeGapMs: 10,
     loadRate: 300,
-    loadDurationS: 1.5,
+    loadDurationS: 2,
     memoryS: 1,
     loadConnections: 5,
     realistic: { routes: 20, statusCodes: 3 },
@@ -156,7 +157,8 @@ async function main(): Promise<void> {
   const started = new Date()
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const out = values.out ?? join(ROOT, 'bench', 'results', `${mode}-${stamp}.json`)
-  const log = (line: string) => process.stdout.write(`[bench] ${line}\n`)
+  const elapsed = () => ((Date.now() - started.getTime()) / 1000).toFixed(1)
+  const log = (line: string) => process.stdout.write(`[bench +${elapsed()} s] ${line}\n`)
   const loadavgBefore = loadavg().map((l) => round(l, 2))
   log(`${mode} run; load average ${loadavgBefore.join(' ')} on ${cpus().length} cores`)
 

@@ -174,6 +174,7 @@ async function runScenario(
   log: (line: string) => void,
 ): Promise<ScenarioResult> {
   let app: BenchPm2App | undefined
+  log(`${name}: starting ${settings.instances} PM2 workers`)
   try {
     app = await startBenchPm2App({
       instances: settings.instances,

@@ -187,7 +187,7 @@ export async function runSingleProcessBench(
         const server = serverOf(variant)
         // Without this, whichever server ran last (first of the next round) is cheaper: its
         // caches are still warm. A short unmeasured run puts every server in the same state.
-        await load.run(fixedRate(server.url, settings.preheatS))
+        if (settings.preheatS > 0) await load.run(fixedRate(server.url, settings.preheatS))
         const before = await cpuMicrosOf(server)
         const result = await load.run(fixedRate(server.url, settings.durationS))
         const after = await cpuMicrosOf(server)
