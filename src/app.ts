@@ -30,7 +30,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(demoRoutes, {
     workerId: options.workerId,
-    slowMaxMs: options.slowMaxMs ?? 5000,
+    slowMaxMs: options.slowMaxMs ?? 3000,
   })
   return app
 }

@@ -31,7 +31,8 @@ export const configSchema = {
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       default: 'info',
     },
-    SLOW_MAX_MS: { type: 'integer', minimum: 0, maximum: 60000, default: 5000 },
+    // Below the shutdown grace (4 s), so a reload never cuts off a /slow request in flight.
+    SLOW_MAX_MS: { type: 'integer', minimum: 0, maximum: 60000, default: 3000 },
     METRICS_BUCKETS: {
       type: 'string',
       // Comma-separated positive numbers in seconds; order is checked in parseBuckets.
