@@ -2,7 +2,7 @@
 // Fastify and fastify-metrics. One command, one run: CPU per request and latency at a fixed
 // arrival rate (interleaved rounds, ratios within rounds), saturation with pinned cores, scrape
 // cost through the cluster view under PM2, and RSS with the cluster view on and off.
-//   npm run bench                 full run (about 6 minutes), results in bench/results/
+//   npm run bench                 full run (about 6 to 7 minutes), results in bench/results/
 //   npm run bench -- --quick      smoke run (under a minute), figures not meaningful
 //   --out <file>                  where to write the JSON (default bench/results/<mode>-<time>.json)
 //   --no-cluster                  skip the PM2 parts
@@ -32,13 +32,14 @@ interface Settings {
 }
 
 const FULL: Settings = {
-  cpu: { rate: 3000, durationS: 5, rounds: 8, warmupS: 3, preheatS: 1, connections: 10 },
+  cpu: { rate: 3000, durationS: 5, rounds: 6, warmupS: 3, preheatS: 1, connections: 10 },
   saturation: { durationS: 3, rounds: 2, connections: 50 },
   cluster: {
     instances: 5,
     warmupS: 3,
     warmupScrapes: 10,
     idleScrapes: 200,
+    idleMaxS: 15,
     scrapeGapMs: 25,
     loadRate: 2000,
     loadDurationS: 12,
@@ -59,6 +60,7 @@ const QUICK: Settings = {
     warmupS: 1,
     warmupScrapes: 1,
     idleScrapes: 5,
+    idleMaxS: 5,
     scrapeGapMs: 10,
     loadRate: 300,
     loadDurationS: 2,

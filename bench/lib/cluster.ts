@@ -19,6 +19,8 @@ export interface ClusterSettings {
   warmupS: number
   warmupScrapes: number
   idleScrapes: number
+  /** Upper bound of the idle phase, whatever the number of scrapes done by then. */
+  idleMaxS: number
   /** Pause between two scrapes (each scrape opens a new connection, as after a reconnect). */
   scrapeGapMs: number
   loadRate: number
@@ -150,9 +152,10 @@ async function scrapeUntil(baseUrl: string, until: Promise<unknown>, gapMs: numb
   return scrapes
 }
 
-async function scrapeRepeatedly(baseUrl: string, count: number, gapMs: number) {
+async function scrapeRepeatedly(baseUrl: string, count: number, gapMs: number, maxMs = Infinity) {
   const scrapes: Scrape[] = []
-  for (let i = 0; i < count; i++) {
+  const deadline = performance.now() + maxMs
+  for (let i = 0; i < count && performance.now() < deadline; i++) {
     scrapes.push(await scrape(baseUrl))
     await sleep(gapMs)
   }
@@ -210,7 +213,14 @@ async function runScenario(
     let underLoad: ScenarioResult['underLoad'] = null
     if (metricsCluster) {
       await scrapeRepeatedly(baseUrl, settings.warmupScrapes, settings.scrapeGapMs)
-      idle = summarise(await scrapeRepeatedly(baseUrl, settings.idleScrapes, settings.scrapeGapMs))
+      idle = summarise(
+        await scrapeRepeatedly(
+          baseUrl,
+          settings.idleScrapes,
+          settings.scrapeGapMs,
+          settings.idleMaxS * 1000,
+        ),
+      )
       const loadRun = load.run(loadOptions(settings.loadDurationS))
       await sleep(1000) // let the arrival rate settle first
       const loaded = await scrapeUntil(baseUrl, loadRun, settings.scrapeGapMs)
