@@ -1,6 +1,6 @@
 // The pure half of the cluster view: snapshots of each worker's registry in, one registry out.
 // No sockets and no Fastify here, so it can be tested with plain fixtures.
-import { AggregatorRegistry, Gauge, type Registry } from 'prom-client'
+import { Gauge, type Metric, Registry } from 'prom-client'
 
 /** One metric as `Registry.getMetricsAsJSON()` returns it (histograms name each value). */
 export interface MetricJson {
@@ -28,19 +28,18 @@ export interface WorkerSnapshot {
 /**
  * JSON drops properties whose value is `undefined`, so a label set to `undefined` would vanish
  * in transit and its series could collide with another. prom-client's own text output prints
- * such a value as "undefined"; do the same before serialising.
+ * such a value as "undefined"; do the same, in place (getMetricsAsJSON's label objects are
+ * copies), before serialising.
  */
 export function encodeSnapshot(snapshot: WorkerSnapshot): string {
-  return JSON.stringify(snapshot, (key, value) => {
-    if (key === 'labels' && value !== null && typeof value === 'object') {
-      const labels: Record<string, string | number> = {}
-      for (const [name, labelValue] of Object.entries(value)) {
-        labels[name] = labelValue === undefined ? 'undefined' : (labelValue as string | number)
+  for (const metric of snapshot.metrics) {
+    for (const value of metric.values) {
+      for (const name in value.labels) {
+        if (value.labels[name] === undefined) value.labels[name] = 'undefined'
       }
-      return labels
     }
-    return value
-  })
+  }
+  return JSON.stringify(snapshot)
 }
 
 export function decodeSnapshot(text: string): WorkerSnapshot {
@@ -52,25 +51,65 @@ export function decodeSnapshot(text: string): WorkerSnapshot {
 }
 
 /**
- * Merges workers' snapshots into one registry with prom-client's AggregatorRegistry.
+ * Merges workers' snapshots into one prom-client registry, which then renders the text.
  *
- * Every worker's series carry a distinct `worker_id`, so series never meet; the aggregator is
- * forced to `first` for all metrics because (a) `omit` metrics such as
- * `process_start_time_seconds` must still appear per worker, and (b) should two snapshots ever
- * share a label set, emitting one of them is right and summing them is not.
- * At most one snapshot per worker id is used: the first given wins.
+ * What AggregatorRegistry.aggregate does, less its per-series label hashing: every worker's
+ * series carry a distinct `worker_id`, so nothing is ever combined and each metric's values are
+ * simply gathered under its name, whatever its aggregator (`aggregate` would drop `omit`
+ * metrics such as `process_start_time_seconds`, and sum series that share labels). At most one
+ * snapshot per worker id is used, the first given, so two processes of one worker (old and new
+ * during a reload) are never both in a scrape.
  */
 export function mergeSnapshots(snapshots: readonly WorkerSnapshot[]): Registry {
+  const byName = new Map<string, MetricJson>()
   const seen = new Set<string>()
-  const arrays: MetricsSnapshot[] = []
   for (const snapshot of snapshots) {
     if (seen.has(snapshot.workerId)) continue
     seen.add(snapshot.workerId)
-    arrays.push(snapshot.metrics.map((metric) => ({ ...metric, aggregator: 'first' })))
+    for (const metric of snapshot.metrics) {
+      shareSeriesLabels(metric)
+      const merged = byName.get(metric.name)
+      if (merged === undefined) byName.set(metric.name, { ...metric, values: [...metric.values] })
+      else for (const value of metric.values) merged.values.push(value)
+    }
   }
-  return AggregatorRegistry.aggregate(
-    arrays as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0],
-  )
+  const registry = new Registry()
+  for (const metric of byName.values()) {
+    // prom-client renders any object with a name, help, type and get(): as aggregate() does.
+    registry.registerMetric({ ...metric, get: () => metric } as unknown as Metric)
+  }
+  return registry
+}
+
+type ValueWithSharedLabels = MetricJson['values'][number] & {
+  sharedLabels?: Record<string, string | number>
+}
+
+/**
+ * Gives a histogram's values one shared label object per series (the buckets, sum and count of
+ * a series differ only by `le`), as prom-client's own histograms do. Its renderer formats a
+ * shared object once, not once per bucket: this halves the cost of rendering a merged scrape.
+ */
+function shareSeriesLabels(metric: MetricJson): void {
+  if (metric.type !== 'histogram') return
+  let shared: Record<string, string | number> | undefined
+  for (const value of metric.values as ValueWithSharedLabels[]) {
+    if (value.sharedLabels !== undefined) continue // already shared
+    const { le, ...seriesLabels } = value.labels
+    if (shared === undefined || !sameLabels(shared, seriesLabels)) shared = seriesLabels
+    value.sharedLabels = shared
+    value.labels = le === undefined ? {} : { le }
+  }
+}
+
+function sameLabels(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  let count = 0
+  for (const key in b) {
+    if (a[key] !== b[key]) return false
+    count++
+  }
+  for (const _ in a) count--
+  return count === 0
 }
 
 /** The gather's own health, from the answering worker's point of view. */

@@ -1,6 +1,7 @@
 // The merge step alone, with fixtures shaped like prom-client's getMetricsAsJSON() output.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { Counter, Histogram, Registry } from 'prom-client'
 import {
   addGatherMetrics,
@@ -144,4 +145,38 @@ test('gather-health metrics name every expected worker and which answered', asyn
   ]) {
     assert.ok(text.split('\n').includes(line), `missing: ${line}`)
   }
+})
+
+test("one worker's merged output holds exactly what its own registry renders", async () => {
+  const registry = new Registry()
+  registry.setDefaultLabels({ worker_id: '3' })
+  const h = new Histogram({
+    name: 'req_seconds',
+    help: 'r',
+    labelNames: ['route', 'code'],
+    buckets: [0.1, 1],
+    registers: [registry],
+  })
+  const c = new Counter({
+    name: 'req_total',
+    help: 'c',
+    labelNames: ['route', 'code'],
+    registers: [registry],
+  })
+  for (const [route, code, seconds] of [
+    ['/a', '200', 0.05],
+    ['/a', '500', 0.5],
+    ['/b', '200', 2],
+    ['/a', '200', 0.2],
+  ] as const) {
+    h.observe({ route, code }, seconds)
+    c.inc({ route, code })
+  }
+  const own = await registry.metrics()
+  const merged = await mergeSnapshots([
+    decodeSnapshot(encodeSnapshot(snapshot('3', await snapshotOf(registry)))),
+  ]).metrics()
+  // Same families, series, labels and values (label order within a line may differ).
+  assert.deepEqual(parsePrometheusTextFormat(merged), parsePrometheusTextFormat(own))
+  assert.equal(merged.split('\n').length, own.split('\n').length)
 })
