@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs before `npm test`: the tests use real Prometheus and promtool (Debian's `prometheus`
+# package) and Debian's `docker-compose` (offline validation of the compose files, and its
+# python3-yaml for reading YAML). Installs what is missing with apt-get when run as root;
+# otherwise says what to install and stops.
+set -euo pipefail
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing test tools: ${packages}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends ${packages} >/dev/null
+else
+  echo "the tests need these Debian packages: ${packages}" >&2
+  echo "install them with: sudo apt-get install -y ${packages}" >&2
+  exit 1
+fi
