@@ -2,8 +2,10 @@
 // holds all live workers; dead, hung and restarted workers never fail or stall a scrape.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
+import { socketDirFor } from '../../src/cluster/socket-paths'
 import { startLoad } from '../helpers/load'
 import { freePort, httpGet, waitFor } from '../helpers/net'
 import { killAll, type Pm2App, ROOT, startPm2App } from '../helpers/pm2'
@@ -220,9 +222,11 @@ describe('outside the cluster', () => {
         assert.equal(itemsIn(fromB), 0)
       } finally {
         await b.stop()
+        rmSync(socketDirFor(b.name, b.port), { recursive: true, force: true })
       }
     } finally {
       await a.stop()
+      rmSync(socketDirFor(a.name, a.port), { recursive: true, force: true })
     }
   })
 })
