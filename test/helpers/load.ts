@@ -1,56 +1,176 @@
-// Steady HTTP load from autocannon, to 127.0.0.1 only, bounded by count or duration.
+// Steady HTTP load for tests, to 127.0.0.1 only, bounded in count and time, with an honest
+// tally of what failed: autocannon (fixed rate over a fixed set of connections), or Node's own
+// keep-alive agent (a client that honours `Connection: close`).
+import { Agent, request } from 'node:http'
 import autocannon from 'autocannon'
-
-export interface LoadResult {
-  sent: number
-  non2xx: number
-  errors: number
-  timeouts: number
-  byStatus: Record<string, number>
-}
 
 export interface LoadOptions {
   url: string
   /** Requests per second over all connections. */
   rate: number
-  /** Stop after this many requests... */
-  amount?: number
-  /** ...or after this many seconds. */
-  durationSeconds?: number
+  durationSeconds: number
   connections?: number
+  path?: string
 }
 
-export function startLoad(options: LoadOptions): { done: Promise<LoadResult>; stop: () => void } {
-  if (!/^http:\/\/127\.0\.0\.1[:/]/.test(options.url))
-    throw new Error(`load only goes to 127.0.0.1, not ${options.url}`)
-  const byStatus: Record<string, number> = {}
-  let instance: autocannon.Instance | undefined
-  const done = new Promise<LoadResult>((resolve, reject) => {
-    instance = autocannon(
-      {
-        url: options.url,
-        connections: options.connections ?? 10,
-        overallRate: options.rate,
-        ...(options.amount === undefined
-          ? { duration: options.durationSeconds ?? 5 }
-          : { amount: options.amount }),
-        timeout: 10,
-      },
-      (err, result) => {
-        if (err) reject(err)
-        else
-          resolve({
-            sent: result.requests.total,
-            non2xx: result.non2xx,
-            errors: result.errors,
-            timeouts: result.timeouts,
-            byStatus,
-          })
-      },
-    )
-    instance.on('response', (_client, statusCode) => {
-      byStatus[statusCode] = (byStatus[statusCode] ?? 0) + 1
-    })
+export interface LoadTally {
+  /** Requests the load was asked to send (autocannon's own `requests.sent` over-counts). */
+  sent: number
+  /** Responses received, by status code. */
+  statuses: Map<number, number>
+  ok: number
+  /** Responses with a status other than 2xx. */
+  non2xx: number
+  /** Connection errors and timeouts (each is a request that got no response). */
+  errors: number
+  timeouts: number
+  /** Error codes of the connection errors, e.g. ECONNRESET. */
+  errorCodes: Map<string, number>
+  /** Requests with neither a response nor an error: lost on a connection without a trace. */
+  unanswered: number
+}
+
+export interface RunningLoad {
+  done: Promise<LoadTally>
+  stop(): void
+}
+
+/** Steady load at a fixed rate for a bounded time, to 127.0.0.1 only. */
+export function startLoad(options: LoadOptions): RunningLoad {
+  const target = new URL(options.path ?? '/', options.url)
+  if (target.hostname !== '127.0.0.1') throw new Error(`load only to 127.0.0.1, not ${target}`)
+  const statuses = new Map<number, number>()
+  const errorCodes = new Map<string, number>()
+  // A fixed number of requests rather than a duration: autocannon then waits for every answer,
+  // so a request lost on a closing connection shows up as a timeout instead of vanishing.
+  const amount = Math.round(options.rate * options.durationSeconds)
+  let settle: (result: autocannon.Result) => void = () => {}
+  let fail: (err: unknown) => void = () => {}
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    settle = resolve
+    fail = reject
   })
-  return { done, stop: () => instance?.stop() }
+  const instance = autocannon(
+    {
+      url: target.toString(),
+      connections: options.connections ?? 10,
+      overallRate: options.rate,
+      amount,
+      timeout: 10,
+    },
+    (err, result) => (err ? fail(err) : settle(result)),
+  )
+  instance.on('response', (_client, statusCode) => {
+    statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1)
+  })
+  instance.on('reqError', (err: NodeJS.ErrnoException) => {
+    const code = err.code ?? err.message
+    errorCodes.set(code, (errorCodes.get(code) ?? 0) + 1)
+  })
+  const done = finished.then((result): LoadTally => {
+    const answered = [...statuses.values()].reduce((a, b) => a + b, 0)
+    const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((a, [, n]) => a + n, 0)
+    return {
+      sent: amount,
+      statuses,
+      ok,
+      non2xx: answered - ok,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      errorCodes,
+      unanswered: amount - answered - result.errors,
+    }
+  })
+  return { done, stop: () => instance.stop() }
+}
+
+/**
+ * Steady load from Node's own HTTP client: a keep-alive agent with up to `connections` sockets,
+ * used in turn (fifo), one request every 1/rate s for a bounded time. Unlike autocannon, which
+ * writes its next request the moment a response ends, this client honours `Connection: close`,
+ * as browsers, proxies and Prometheus do, so it shows what such clients see during a reload.
+ */
+export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
+  const target = new URL(options.path ?? '/', options.url)
+  if (target.hostname !== '127.0.0.1') throw new Error(`load only to 127.0.0.1, not ${target}`)
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: options.connections ?? 10,
+    scheduling: 'fifo',
+  })
+  const statuses = new Map<number, number>()
+  const errorCodes = new Map<string, number>()
+  const amount = Math.round(options.rate * options.durationSeconds)
+  let issued = 0
+  let errors = 0
+  let timeouts = 0
+  let stopped = false
+  const pending: Promise<void>[] = []
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request(target, { agent, timeout: 10_000 }, (res) => {
+        res.resume()
+        res.on('end', () => {
+          const status = res.statusCode ?? 0
+          statuses.set(status, (statuses.get(status) ?? 0) + 1)
+          resolve()
+        })
+      })
+      req.on('timeout', () => {
+        timeouts++
+        req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }))
+      })
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        errors++
+        const code = err.code ?? err.message
+        errorCodes.set(code, (errorCodes.get(code) ?? 0) + 1)
+        resolve()
+      })
+      req.end()
+    })
+  const started = performance.now()
+  const done = new Promise<void>((resolve) => {
+    const tick = () => {
+      // Catch up to the schedule: the timer may fire late on a busy machine.
+      const due = Math.min(
+        amount,
+        Math.floor(((performance.now() - started) / 1000) * options.rate) + 1,
+      )
+      while (!stopped && issued < due) {
+        issued++
+        pending.push(one())
+      }
+      if (stopped || issued >= amount) resolve()
+      else setTimeout(tick, 5)
+    }
+    tick()
+  })
+    .then(() => Promise.all(pending))
+    .then((): LoadTally => {
+      agent.destroy()
+      const answered = [...statuses.values()].reduce((a, b) => a + b, 0)
+      const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((a, [, n]) => a + n, 0)
+      return {
+        sent: issued,
+        statuses,
+        ok,
+        non2xx: answered - ok,
+        errors,
+        timeouts,
+        errorCodes,
+        unanswered: issued - answered - errors,
+      }
+    })
+  return {
+    done,
+    stop: () => {
+      stopped = true
+    },
+  }
+}
+
+export function describeTally(t: LoadTally): string {
+  const codes = [...t.statuses].map(([s, n]) => `${s}:${n}`).join(' ')
+  const errs = [...t.errorCodes].map(([c, n]) => `${c}:${n}`).join(' ')
+  return `sent ${t.sent}, 2xx ${t.ok}, non-2xx ${t.non2xx} [${codes}], errors ${t.errors} (timeouts ${t.timeouts}) [${errs}], unanswered ${t.unanswered}`
 }

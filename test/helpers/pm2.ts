@@ -37,6 +37,10 @@ export interface StartOptions {
   instances?: number
   name?: string
   env?: Record<string, string>
+  /** Process file to start (the project's own by default). */
+  ecosystem?: string
+  /** Longest wait for the workers to come online. */
+  onlineTimeoutMs?: number
 }
 
 export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
@@ -124,8 +128,8 @@ export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
   }
 
   try {
-    await pm2('start', join(ROOT, 'ecosystem.config.js'))
-    await waitOnline(instances)
+    await pm2('start', options.ecosystem ?? join(ROOT, 'ecosystem.config.js'))
+    await waitOnline(instances, options.onlineTimeoutMs)
     await waitFor(
       'the service to answer /health',
       async () => (await httpGet(`${app.baseUrl}/health`)).status === 200,

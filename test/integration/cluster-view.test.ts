@@ -72,7 +72,7 @@ describe('cluster view under PM2 (5 workers)', () => {
   })
 
   test('50 consecutive scrapes under load each hold all 5 workers, counters never decrease', async () => {
-    const load = startLoad({ url: `${app.baseUrl}/`, rate: 200, durationSeconds: 60 })
+    const load = startLoad({ url: app.baseUrl, rate: 200, durationSeconds: 60 })
     try {
       await waitFor(
         'load to reach every worker',

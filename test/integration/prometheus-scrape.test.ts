@@ -3,7 +3,7 @@
 // workers and the requests Prometheus counts match the requests sent.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { startLoad } from '../helpers/load'
+import { describeTally, startLoad } from '../helpers/load'
 import { httpGet, sleep, waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
@@ -43,10 +43,15 @@ test('every scrape holds 5 workers and sum(increase()) matches the requests sent
   await sleep(2000) // a couple of idle scrapes before the load
   const start = Date.now() / 1000
 
-  const load = startLoad({ url: `${app.baseUrl}/items/1`, rate: RATE, amount: REQUESTS })
+  const load = startLoad({
+    url: app.baseUrl,
+    path: '/items/1',
+    rate: RATE,
+    durationSeconds: REQUESTS / RATE,
+  })
   const result = await load.done
-  assert.equal(result.errors, 0)
-  assert.equal(result.byStatus['200'], REQUESTS)
+  assert.equal(result.errors, 0, describeTally(result))
+  assert.equal(result.statuses.get(200), REQUESTS, describeTally(result))
   // Let Prometheus take a few scrapes after the last request.
   await sleep(3500)
   const end = Date.now() / 1000
