@@ -19,18 +19,21 @@ export class ConnectionDrain {
     private readonly server: Server,
     private readonly idleCheckMs = 250,
   ) {
+    const inFlight = this.inFlight
+    // One listener function for every response (no closure per request): `this` is the response.
+    const onResponseClose = function (this: ServerResponse) {
+      const socket = this.req.socket
+      const count = inFlight.get(socket)
+      if (count !== undefined) inFlight.set(socket, count - 1)
+    }
     server.on('connection', (socket: Socket) => {
-      this.inFlight.set(socket, 0)
-      socket.once('close', () => this.inFlight.delete(socket))
+      inFlight.set(socket, 0)
+      socket.once('close', () => inFlight.delete(socket))
     })
     server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-      const socket = request.socket
       if (this.draining) response.setHeader('Connection', 'close')
-      this.inFlight.set(socket, (this.inFlight.get(socket) ?? 0) + 1)
-      response.once('close', () => {
-        const count = this.inFlight.get(socket)
-        if (count !== undefined) this.inFlight.set(socket, count - 1)
-      })
+      inFlight.set(request.socket, (inFlight.get(request.socket) ?? 0) + 1)
+      response.once('close', onResponseClose)
     })
   }
 
