@@ -62,7 +62,7 @@ export class ClusterView {
     const timer = setTimeout(() => deadline.abort(), budgetMs)
     const { registry, workerId, paths } = this.options
     // After a reload replaced this process' worker id, its successor speaks for that id.
-    const selfIsCurrent = this.server.isCurrent()
+    const selfIsCurrent = !this.server.isSuperseded()
     const expected = this.expectedWorkerIds()
 
     const results = await Promise.allSettled(

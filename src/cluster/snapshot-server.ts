@@ -50,23 +50,31 @@ export class SnapshotServer {
     this.pointLinkHere()
   }
 
-  /** True while the worker id's link points at this process (false once a reload replaced it). */
-  isCurrent(): boolean {
-    try {
-      return readlinkSync(this.linkPath) === basename(this.socketPath)
-    } catch {
-      return false
-    }
+  /**
+   * True once a newer process of this worker id (a reload) has taken the link over. A missing
+   * link does not count: this process is then still the one that speaks for its worker id.
+   */
+  isSuperseded(): boolean {
+    const target = this.linkTarget()
+    return target !== undefined && target !== basename(this.socketPath)
   }
 
   async close(): Promise<void> {
     // Remove the link only if it is still ours: after a reload it names our successor.
-    if (this.isCurrent()) removeIfPresent(this.linkPath)
+    if (this.linkTarget() === basename(this.socketPath)) removeIfPresent(this.linkPath)
     const server = this.server
     this.server = undefined
     if (server === undefined) return
     // Closing unlinks our own, pid-unique socket path: nobody else's.
     await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  private linkTarget(): string | undefined {
+    try {
+      return readlinkSync(this.linkPath)
+    } catch {
+      return undefined
+    }
   }
 
   /** Sockets of earlier processes of this worker id that died without closing (kill -9). */
