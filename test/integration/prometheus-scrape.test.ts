@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { describeTally, startLoad } from '../helpers/load'
-import { httpGet, sleep, waitFor } from '../helpers/net'
+import { httpGet, waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
 
@@ -40,8 +40,24 @@ test('every scrape holds 5 workers and sum(increase()) matches the requests sent
     'the first scrapes',
     async () => value(await prometheus.query('up{job="webapp"}')) === 1,
   )
-  await sleep(2000) // a couple of idle scrapes before the load
-  const start = Date.now() / 1000
+  // The time of Prometheus' latest scrape of the service, in seconds.
+  const lastScrape = async () => value(await prometheus.query('timestamp(up{job="webapp"})'))
+  // Warm-up: every series of the route exists before the measured window opens, so increase()
+  // measures growth only, never a series' first appearance.
+  const warmUp = await startLoad({
+    url: app.baseUrl,
+    path: '/items/1',
+    rate: 100,
+    durationSeconds: 1,
+  }).done
+  assert.equal(warmUp.statuses.get(200), 100, describeTally(warmUp))
+  const warmedAt = Date.now() / 1000
+  // The window opens on a scrape taken after the warm-up.
+  const t0 = await waitFor('a scrape after the warm-up', async () => {
+    const at = await lastScrape()
+    return at > warmedAt + 0.05 ? at : undefined
+  })
+  const start = t0
 
   const load = startLoad({
     url: app.baseUrl,
@@ -52,10 +68,14 @@ test('every scrape holds 5 workers and sum(increase()) matches the requests sent
   const result = await load.done
   assert.equal(result.errors, 0, describeTally(result))
   assert.equal(result.statuses.get(200), REQUESTS, describeTally(result))
-  // Let Prometheus take a few scrapes after the last request.
-  await sleep(3500)
-  const end = Date.now() / 1000
-  const window = `${Math.ceil(end - start)}s`
+  const loadEndedAt = Date.now() / 1000
+  // The window closes on a scrape taken a little after the last request.
+  const end = await waitFor('a scrape after the load', async () => {
+    const at = await lastScrape()
+    return at > loadEndedAt + 1 ? at : undefined
+  })
+  // Both ends of the window fall on scrapes, so Prometheus has nothing to extrapolate.
+  const window = `${Math.round((end - start) * 1000)}ms`
 
   // Every scrape over the run saw all 5 workers and none missing.
   const answered = await prometheus.queryRange(
@@ -89,7 +109,7 @@ test('every scrape holds 5 workers and sum(increase()) matches the requests sent
   const total = value(
     await prometheus.query('sum(http_requests_total{job="webapp",route="/items/:id"})', end),
   )
-  assert.equal(total, REQUESTS)
+  assert.equal(total, REQUESTS + 100)
   const increase = value(
     await prometheus.query(
       `sum(increase(http_requests_total{job="webapp",route="/items/:id"}[${window}]))`,
