@@ -3,10 +3,10 @@
 // (at most one request in flight each, autocannon sends one at a time per connection).
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
+import { gaugeValue, requestsByWorker, scrape } from '../helpers/exposition'
 import { describeTally, startLoad } from '../helpers/load'
 import { waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { gaugeValue, requestsByWorker, scrape } from './drill-helpers'
 
 const RATE = 200
 const LOAD_SECONDS = 15

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { after, test } from 'node:test'
+import { parseExposition, scrape, seriesKeys } from '../helpers/exposition'
 import { httpGet } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { parseExposition, scrape, seriesKeys } from './drill-helpers'
 
 const UNIQUE_PATHS = 2000
 const CONCURRENCY = 16

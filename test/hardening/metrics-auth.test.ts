@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { gaugeValue } from '../helpers/exposition'
 import { freePort, httpGet, waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
-import { gaugeValue } from './drill-helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'metrics-auth-'))
 const token = randomBytes(24).toString('base64url')

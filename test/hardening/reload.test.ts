@@ -3,10 +3,10 @@
 // workers are replaced must never repeat a label set nor show a worker's counter flip back.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
+import { duplicateSeries, gaugeValue, requestsByWorker, scrape } from '../helpers/exposition'
 import { describeTally, startKeepAliveLoad } from '../helpers/load'
 import { sleep, waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { duplicateSeries, gaugeValue, requestsByWorker, scrape } from './drill-helpers'
 
 const RATE = 200
 const LOAD_SECONDS = 25

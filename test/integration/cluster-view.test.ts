@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { socketDirFor } from '../../src/cluster/socket-paths'
+import { duplicateSeries } from '../helpers/exposition'
 import { startLoad } from '../helpers/load'
 import { freePort, httpGet, waitFor } from '../helpers/net'
 import { killAll, type Pm2App, ROOT, startPm2App } from '../helpers/pm2'
@@ -48,16 +49,6 @@ async function scrape(
   return { workers: [...workers].sort(), requestsByWorker, up, text: res.body, ms }
 }
 
-function assertNoDuplicateSeries(text: string) {
-  const seen = new Set<string>()
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const series = line.slice(0, line.lastIndexOf(' '))
-    assert.ok(!seen.has(series), `duplicate series: ${series}`)
-    seen.add(series)
-  }
-}
-
 describe('cluster view under PM2 (5 workers)', () => {
   let app: Pm2App
 
@@ -82,7 +73,7 @@ describe('cluster view under PM2 (5 workers)', () => {
       for (let i = 0; i < 50; i++) {
         const s = await scrape(app) // a fresh connection each time: lands on different workers
         assert.deepEqual(s.workers, ALL, `scrape ${i}`)
-        assertNoDuplicateSeries(s.text)
+        assert.deepEqual(duplicateSeries(s.text), [], `scrape ${i}`)
         for (const id of ALL) {
           assert.equal(s.up.get(id), 1)
           const now = s.requestsByWorker.get(id) ?? 0

@@ -1,7 +1,7 @@
-// Shared pieces of the hardening drills: scraping /metrics and parsing expositions into
-// comparable series. (Load comes from ../helpers/load.)
+// Reading /metrics in tests: scraping it, parsing expositions into families, and comparing
+// series across scrapes (duplicate label sets, per-worker counters, gauges).
 import parsePrometheusTextFormat, { type MetricFamily } from 'parse-prometheus-text-format'
-import { httpGet } from '../helpers/net'
+import { httpGet } from './net'
 
 export async function scrape(baseUrl: string, token?: string): Promise<string> {
   const res = await httpGet(`${baseUrl}/metrics`, {
