@@ -1,5 +1,5 @@
 // Small HTTP and port helpers for tests: loopback only.
-import { request as httpRequest } from 'node:http'
+import { type Agent, request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 
 export async function freePort(): Promise<number> {
@@ -20,7 +20,7 @@ export interface HttpResult {
   body: string
 }
 
-/** A GET (or other) on a fresh connection that closes after the reply. */
+/** A GET (or other) on a fresh connection that closes after the reply, or on `agent`'s. */
 export function httpGet(
   url: string,
   options: {
@@ -28,6 +28,8 @@ export function httpGet(
     headers?: Record<string, string>
     body?: string
     timeoutMs?: number
+    /** A keep-alive agent whose connection to reuse, as Prometheus reuses its own. */
+    agent?: Agent
   } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
@@ -35,8 +37,8 @@ export function httpGet(
       url,
       {
         method: options.method ?? 'GET',
-        agent: false,
-        headers: { connection: 'close', ...options.headers },
+        agent: options.agent ?? false,
+        headers: { ...(options.agent ? {} : { connection: 'close' }), ...options.headers },
         timeout: options.timeoutMs ?? 10_000,
       },
       (res) => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import { Agent } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { socketDirFor } from '../../src/cluster/socket-paths'
@@ -26,9 +27,10 @@ async function scrape(
   app: Pm2App,
   headers: Record<string, string> = {},
   timeoutMs = 10_000,
+  agent?: Agent,
 ): Promise<Scrape> {
   const started = performance.now()
-  const res = await httpGet(`${app.baseUrl}/metrics`, { headers, timeoutMs })
+  const res = await httpGet(`${app.baseUrl}/metrics`, { headers, timeoutMs, agent })
   const ms = performance.now() - started
   assert.equal(res.status, 200)
   const families = parsePrometheusTextFormat(res.body)
@@ -120,19 +122,31 @@ describe('cluster view under PM2 (5 workers)', () => {
   })
 
   test('kill -9 of one worker: scrapes keep answering with 4, then 5 once PM2 restarts it', async () => {
-    const [victim] = (await app.list()).filter((p) => p.workerId === '2')
-    process.kill(victim.pid, 'SIGKILL')
-    const during = await scrape(app)
-    assert.equal(during.up.get('2'), 0)
-    assert.deepEqual(during.workers, ['0', '1', '3', '4'])
-    assert.match(during.text, /^cluster_metrics_workers_answered 4$/m)
-    await waitFor('worker 2 back', async () => {
-      const s = await scrape(app)
-      return s.workers.length === 5 && s.up.get('2') === 1
-    })
-    const [restarted] = (await app.list()).filter((p) => p.workerId === '2')
-    assert.notEqual(restarted.pid, victim.pid)
-    assert.ok(restarted.restarts >= 1)
+    // Scrape as Prometheus does, on one keep-alive connection held by a worker that stays up: a
+    // new connection could be handed by the cluster primary to the worker being killed.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      const answering = JSON.parse((await httpGet(`${app.baseUrl}/`, { agent })).body).worker_id
+      const victimId = answering === '2' ? '3' : '2'
+      const [victim] = (await app.list()).filter((p) => p.workerId === victimId)
+      process.kill(victim.pid, 'SIGKILL')
+      const during = await scrape(app, {}, 10_000, agent)
+      assert.equal(during.up.get(victimId), 0)
+      assert.deepEqual(
+        during.workers,
+        ALL.filter((id) => id !== victimId),
+      )
+      assert.match(during.text, /^cluster_metrics_workers_answered 4$/m)
+      await waitFor(`worker ${victimId} back`, async () => {
+        const s = await scrape(app, {}, 10_000, agent)
+        return s.workers.length === 5 && s.up.get(victimId) === 1
+      })
+      const [restarted] = (await app.list()).filter((p) => p.workerId === victimId)
+      assert.notEqual(restarted.pid, victim.pid)
+      assert.ok(restarted.restarts >= 1)
+    } finally {
+      agent.destroy()
+    }
   })
 
   test('SIGSTOP of one worker: other workers answer within the gather timeout with 4', async () => {
