@@ -1,0 +1,125 @@
+// Merges workers' rendered expositions as text: one header per metric family, then every
+// worker's samples of that family. No parsing of samples beyond finding line ends.
+import type { ExpositionFormat } from './exposition-format'
+
+/** One worker's registry rendered in the scrape's format (see renderRegistry). */
+export interface ExpositionPart {
+  readonly workerId: string
+  readonly text: string
+}
+
+interface Family {
+  help?: string
+  type?: string
+  unit?: string
+  /** Runs of consecutive sample lines, each without its final newline, in part order. */
+  samples: string[]
+}
+
+const HASH = 35 // '#'
+
+/**
+ * Merges expositions rendered in `format` into one, in that format.
+ *
+ * Families come in first-seen order; each gets its `# HELP`, `# TYPE` and `# UNIT` lines once
+ * (the first part's), then each part's samples of it, part by part. A family some parts lack
+ * is kept; one with no samples keeps its header. A sample belongs to the family of the last
+ * header line above it in its part (OpenMetrics counters are typed as `x` but sampled as
+ * `x_total`, histograms as `x_bucket`...), so sample names are never read.
+ *
+ * Parts are used in the order given, at most one per worker id (the first), so two processes
+ * of one worker during a reload never both appear. A part whose `# TYPE` for a family differs
+ * from the first one's has its samples of that family left out: one family cannot hold both.
+ * Comments other than HELP/TYPE/UNIT, blank lines and each part's `# EOF` are dropped; the
+ * OpenMetrics answer ends with a single `# EOF`. Extra series such as the gather's own health
+ * are merged by passing their rendered text as one more part.
+ */
+export function mergeExpositions(
+  parts: ReadonlyArray<ExpositionPart>,
+  format: ExpositionFormat,
+): string {
+  const families = new Map<string, Family>()
+  const seenWorkers = new Set<string>()
+  for (const part of parts) {
+    if (seenWorkers.has(part.workerId)) continue
+    seenWorkers.add(part.workerId)
+    collectPart(part.text, families)
+  }
+  const blocks: string[] = []
+  for (const family of families.values()) {
+    const lines: string[] = []
+    if (family.help !== undefined) lines.push(family.help)
+    if (family.type !== undefined) lines.push(family.type)
+    if (family.unit !== undefined) lines.push(family.unit)
+    for (const run of family.samples) lines.push(run)
+    blocks.push(lines.join('\n'))
+  }
+  if (format === 'openmetrics')
+    return blocks.length === 0 ? '# EOF\n' : `${blocks.join('\n')}\n# EOF\n`
+  // The text format's blank line between families, as prom-client renders it.
+  return blocks.length === 0 ? '' : `${blocks.join('\n\n')}\n`
+}
+
+/** Adds one part's headers and sample runs to `families`: one pass over its lines. */
+function collectPart(text: string, families: Map<string, Family>): void {
+  let family: Family | undefined
+  let familyName: string | undefined
+  let keepSamples = true
+  let runStart = -1
+  let runEnd = -1
+  const flushRun = () => {
+    if (runStart === -1) return
+    if (keepSamples) {
+      // Samples above any header (never from prom-client) form a family with no header.
+      if (family === undefined) family = familyFor('', families)
+      family.samples.push(text.slice(runStart, runEnd))
+    }
+    runStart = -1
+  }
+  let lineStart = 0
+  while (lineStart < text.length) {
+    let lineEnd = text.indexOf('\n', lineStart)
+    if (lineEnd === -1) lineEnd = text.length
+    if (lineEnd === lineStart) {
+      flushRun()
+    } else if (text.charCodeAt(lineStart) !== HASH) {
+      if (runStart === -1) runStart = lineStart
+      runEnd = lineEnd
+    } else {
+      flushRun()
+      const line = text.slice(lineStart, lineEnd)
+      if (line === '# EOF') return
+      const kind = headerKind(line)
+      if (kind !== undefined) {
+        const nameEnd = line.indexOf(' ', 7)
+        const name = line.slice(7, nameEnd === -1 ? line.length : nameEnd)
+        if (name !== familyName) {
+          familyName = name
+          family = familyFor(name, families)
+          keepSamples = true
+        }
+        const current = family as Family
+        if (current[kind] === undefined) current[kind] = line
+        else if (kind === 'type' && current.type !== line) keepSamples = false
+      }
+    }
+    lineStart = lineEnd + 1
+  }
+  flushRun()
+}
+
+function headerKind(line: string): 'help' | 'type' | 'unit' | undefined {
+  if (line.startsWith('# HELP ')) return 'help'
+  if (line.startsWith('# TYPE ')) return 'type'
+  if (line.startsWith('# UNIT ')) return 'unit'
+  return undefined
+}
+
+function familyFor(name: string, families: Map<string, Family>): Family {
+  let family = families.get(name)
+  if (family === undefined) {
+    family = { samples: [] }
+    families.set(name, family)
+  }
+  return family
+}
