@@ -23,7 +23,7 @@ interface RenderableMetric {
  * content type, holding one stand-in per metric that delegates `get()` to the real one.
  */
 export async function renderRegistry(
-  registry: Registry,
+  registry: Registry<RegistryContentType>,
   format: ExpositionFormat,
 ): Promise<string> {
   const view = new Registry<RegistryContentType>()
@@ -32,7 +32,10 @@ export async function renderRegistry(
   for (const metric of registry.getMetricsAsArray()) {
     view.registerMetric(standIn(metric as unknown as RenderableMetric) as unknown as Metric)
   }
-  return view.metrics()
+  const text = await view.metrics()
+  // prom-client renders an empty registry's OpenMetrics as a blank line before `# EOF`, which
+  // OpenMetrics forbids.
+  return format === 'openmetrics' && text === '\n# EOF\n' ? '# EOF\n' : text
 }
 
 /** A metric prom-client may rename freely: it reports under its own (possibly renamed) name. */
@@ -55,6 +58,6 @@ function standIn(metric: RenderableMetric): RenderableMetric {
  * The registry's default labels (e.g. `worker_id`). prom-client applies them at render time and
  * has no getter for them, so this reads its field; the render tests fail if it moves.
  */
-function defaultLabelsOf(registry: Registry): Record<string, string> {
+function defaultLabelsOf(registry: Registry<RegistryContentType>): Record<string, string> {
   return (registry as unknown as { _defaultLabels?: Record<string, string> })._defaultLabels ?? {}
 }
