@@ -1,36 +1,119 @@
-// Builds the application: the metrics plugin first (it measures routes registered after it),
-// then the routes. Tests build it and use inject; only server.ts listens.
+// The whole application, built from the validated configuration: hardened HTTP options, junk
+// rejection, the metrics plugin (registered first: it measures the routes after it), the demo
+// routes, the cluster view's collector under PM2, and /metrics on its own port when asked.
+// Tests build it and use inject; only server.ts listens.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Registry } from 'prom-client'
-import metricsPlugin, { type MetricsCollector } from './plugins/metrics'
+import { ClusterView } from './cluster/cluster-view'
+import { renderRegistry } from './cluster/exposition'
+import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
+import { type Config, parseBuckets, resolveMetricsToken } from './config'
+import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
+import { resolveWorkerIdentity, type WorkerIdentity } from './lib/worker-identity'
+import metricsPlugin, { type MetricsCollector, metricsRoute } from './plugins/metrics'
+import { createWorkerRegistry } from './plugins/metrics/http-metrics'
 import demoRoutes from './routes/demo'
 
-export interface AppOptions {
-  workerId: string
+export interface BuildOptions {
+  /** Who this process is; from PM2's environment by default. */
+  identity?: WorkerIdentity
+  /** Fastify's logger option; JSON lines at `LOG_LEVEL`, tagged with pid and worker id, by default. */
+  logger?: FastifyServerOptions['logger']
+  /** Registry to record into; a fresh one by default. */
   registry?: Registry
-  buckets?: readonly number[]
-  slowMaxMs?: number
-  metricsToken?: string
-  /** Path of /metrics on this app, or `false` when it is served on a separate port. */
-  metricsEndpoint?: string | false
-  /** The cluster view's collector; without it /metrics shows this process alone. */
-  collectMetrics?: MetricsCollector
-  fastify?: FastifyServerOptions
 }
 
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify(options.fastify ?? { logger: false })
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The server for `/metrics` alone when `METRICS_PORT` is set (listened by server.ts). */
+    metricsServer: FastifyInstance | null
+  }
+}
+
+export async function buildApp(
+  config: Config,
+  options: BuildOptions = {},
+): Promise<FastifyInstance> {
+  const identity = options.identity ?? resolveWorkerIdentity()
+  const { workerId } = identity
+  const logger = options.logger ?? {
+    level: config.LOG_LEVEL,
+    base: { pid: process.pid, worker_id: workerId },
+  }
+  const serverOptions = { logger, ...hardenedServerOptions(config) }
+  const registry = options.registry ?? createWorkerRegistry(workerId)
+  const token = resolveMetricsToken(config)
+
+  const app = Fastify(serverOptions)
+  rejectJunk(app)
+
+  const clusterView =
+    config.METRICS_CLUSTER && identity.clusterMode
+      ? createClusterView(app, config, identity, registry)
+      : undefined
+  const collect: MetricsCollector = clusterView
+    ? async (scrape) => (await clusterView.gather(scrape.format, scrape.scrapeTimeoutSeconds)).text
+    : (scrape) => renderRegistry(registry, scrape.format)
+
+  const separatePort = config.METRICS_PORT !== undefined
   await app.register(metricsPlugin, {
-    workerId: options.workerId,
-    registry: options.registry,
-    buckets: options.buckets,
-    token: options.metricsToken,
-    endpoint: options.metricsEndpoint,
-    collect: options.collectMetrics,
+    workerId,
+    registry,
+    buckets: parseBuckets(config.METRICS_BUCKETS),
+    endpoint: separatePort ? false : '/metrics',
+    collect,
+    token,
   })
-  await app.register(demoRoutes, {
-    workerId: options.workerId,
-    slowMaxMs: options.slowMaxMs ?? 3000,
-  })
+  await app.register(demoRoutes, { workerId, slowMaxMs: config.SLOW_MAX_MS })
+
+  // /metrics on its own port: only the exposition route, never the public API.
+  let metricsServer: FastifyInstance | null = null
+  if (separatePort) {
+    metricsServer = Fastify(serverOptions)
+    rejectJunk(metricsServer)
+    await metricsServer.register(metricsRoute, { path: '/metrics', collect, token })
+    const server = metricsServer
+    app.addHook('onClose', async () => server.close())
+  }
+  app.decorate('metricsServer', metricsServer)
   return app
+}
+
+/** Listens on PORT, and on METRICS_PORT when /metrics has its own server. */
+export async function listen(app: FastifyInstance, config: Config): Promise<void> {
+  await app.listen({ port: config.PORT, host: config.HOST })
+  if (app.metricsServer !== null && config.METRICS_PORT !== undefined) {
+    await app.metricsServer.listen({
+      port: config.METRICS_PORT,
+      host: config.METRICS_HOST ?? config.HOST,
+    })
+  }
+}
+
+/** The cluster view, started before the app listens and closed after its last request. */
+function createClusterView(
+  app: FastifyInstance,
+  config: Config,
+  identity: WorkerIdentity,
+  registry: Registry,
+): ClusterView {
+  const appName = identity.appName ?? 'app'
+  const view = new ClusterView({
+    registry,
+    workerId: identity.workerId,
+    scope: `${appName}:${config.PORT}`,
+    gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
+    paths: createSocketPaths(config.METRICS_SOCKET_DIR ?? socketDirFor(appName, config.PORT)),
+    // A worker that missed a gather is logged by the worker that noticed.
+    onMissing: (workerIds, budgetMs) =>
+      app.log.warn({ missing: workerIds, budgetMs }, 'workers missing from the metrics gather'),
+    onError: (err) => app.log.warn({ err }, 'metrics socket error'),
+    log: {
+      info: (obj, msg) => app.log.info(obj, msg),
+      warn: (obj, msg) => app.log.warn(obj, msg),
+    },
+  })
+  app.addHook('onReady', async () => view.start())
+  app.addHook('onClose', async () => view.close())
+  return view
 }

@@ -3,6 +3,12 @@
 import { readFileSync } from 'node:fs'
 import envSchema from 'env-schema'
 
+/** How long in-flight requests get to finish on SIGINT/SIGTERM (below PM2's kill_timeout). */
+export const SHUTDOWN_GRACE_MS = 4000
+
+/** A bearer token as HTTP carries it: visible ASCII, no spaces, at least 16 characters. */
+const TOKEN_PATTERN = '^[\\x21-\\x7E]{16,}$'
+
 export interface Config {
   PORT: number
   HOST: string
@@ -16,6 +22,7 @@ export interface Config {
   METRICS_TOKEN_FILE?: string
   METRICS_PORT?: number
   METRICS_HOST?: string
+  WORKER_ID?: string
   HTTP_REQUEST_TIMEOUT_MS?: number
   HTTP_HEADERS_TIMEOUT_MS: number
   HTTP_KEEP_ALIVE_TIMEOUT_MS: number
@@ -31,8 +38,13 @@ export const configSchema = {
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       default: 'info',
     },
-    // Below the shutdown grace (4 s), so a reload never cuts off a /slow request in flight.
-    SLOW_MAX_MS: { type: 'integer', minimum: 0, maximum: 60000, default: 3000 },
+    // Below the shutdown grace, so a reload never cuts off a /slow request in flight.
+    SLOW_MAX_MS: {
+      type: 'integer',
+      minimum: 0,
+      exclusiveMaximum: SHUTDOWN_GRACE_MS,
+      default: 3000,
+    },
     METRICS_BUCKETS: {
       type: 'string',
       // Comma-separated positive numbers in seconds; order is checked in parseBuckets.
@@ -42,11 +54,13 @@ export const configSchema = {
     METRICS_CLUSTER: { type: 'boolean', default: true },
     METRICS_GATHER_TIMEOUT_MS: { type: 'integer', minimum: 10, maximum: 60000, default: 1000 },
     METRICS_SOCKET_DIR: { type: 'string', minLength: 1 },
-    METRICS_TOKEN: { type: 'string', minLength: 16 },
+    METRICS_TOKEN: { type: 'string', pattern: TOKEN_PATTERN },
     METRICS_TOKEN_FILE: { type: 'string', minLength: 1 },
     // Serve /metrics on its own port (and host, HOST by default) instead of the public one.
     METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
     METRICS_HOST: { type: 'string', minLength: 1 },
+    // The worker_id label outside PM2's numbering; it names files in the socket directory.
+    WORKER_ID: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
     // Whole request, headers only, idle keep-alive connection (see README, Reliability).
     HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000 },
     HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
@@ -126,9 +140,9 @@ export function resolveMetricsToken(config: Config): string | undefined {
         `invalid configuration: METRICS_TOKEN_FILE cannot be read: ${(err as Error).message}`,
       )
     }
-    if (token.length < 16) {
+    if (!new RegExp(TOKEN_PATTERN).test(token)) {
       throw new ConfigError(
-        'invalid configuration: METRICS_TOKEN_FILE must hold a token of at least 16 characters',
+        'invalid configuration: METRICS_TOKEN_FILE must hold one token of at least 16 visible characters, without spaces',
       )
     }
     return token

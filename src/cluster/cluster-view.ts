@@ -1,27 +1,39 @@
-// The cluster view: whichever worker receives GET /metrics gathers every live sibling's
-// snapshot over its unix socket, in parallel and under a deadline, adds its own registry
-// directly, and answers with the merge plus the gather's own health metrics.
+// The cluster view: whichever worker receives GET /metrics gathers every sibling's exposition
+// over its unix socket, in parallel and under a deadline, renders its own in process, and
+// answers with the merged text plus the gather's own health metrics. Each worker renders its
+// own registry; the answering worker only merges text.
 import { readdirSync } from 'node:fs'
-import type { Registry } from 'prom-client'
-import { addGatherMetrics, mergeSnapshots, snapshotOf, type WorkerSnapshot } from './merge'
-import { fetchSnapshot } from './snapshot-client'
+import { Registry } from 'prom-client'
+import { CarriedMetrics } from './carried-metrics'
+import { type ExpositionFormat, mergeExpositions, renderRegistry } from './exposition'
+import { addGatherMetrics } from './gather-health'
+import { fetchExposition, type WorkerExposition } from './snapshot-client'
 import { SnapshotServer } from './snapshot-server'
-import type { SocketPaths } from './socket-paths'
+import { type SocketPaths, workerIdOfLink } from './socket-paths'
+import { Succession, type SuccessionLog } from './succession'
 
 /** Share of Prometheus' scrape timeout the gather may use, leaving the rest for the reply. */
 export const SCRAPE_TIMEOUT_SHARE = 0.5
+/** How often a worker checks that its directory, socket and link are still in place. */
+const HEAL_INTERVAL_MS = 1000
+
+/** The metrics whose counts continue across a worker's processes (reload, restart). */
+export const DEFAULT_CARRIED_METRICS = ['http_requests_total', 'http_request_duration_seconds']
 
 export interface ClusterViewOptions {
   registry: Registry
   workerId: string
   paths: SocketPaths
-  /** Number of PM2 instances; when unknown, the worker links found on disk are expected. */
-  instances: number | undefined
+  /** App and port (e.g. `webapp:5000`): a handover of counts never crosses them. */
+  scope: string
   /** Upper bound of one gather, in milliseconds. */
   gatherTimeoutMs: number
-  /** Told about workers that did not answer and about socket errors. */
+  /** Counters and histograms handed from one process of a worker to the next. */
+  carriedMetrics?: readonly string[]
+  /** Told about workers that did not answer. */
   onMissing?: (workerIds: string[], budgetMs: number) => void
   onError?: (err: Error) => void
+  log?: SuccessionLog
 }
 
 export interface GatherResult {
@@ -31,84 +43,164 @@ export interface GatherResult {
   durationMs: number
 }
 
+const quietLog: SuccessionLog = { info: () => {}, warn: () => {} }
+
 export class ClusterView {
   private readonly server: SnapshotServer
+  private readonly socketPath: string
+  private succession: Succession | undefined
+  private healTimer: NodeJS.Timeout | undefined
+  private healing = false
+  /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
+  private readonly gathering = new Map<ExpositionFormat, Promise<GatherResult>>()
 
   constructor(private readonly options: ClusterViewOptions) {
+    const { registry, workerId, paths } = options
+    this.socketPath = paths.ownSocket(workerId, process.pid)
     this.server = new SnapshotServer(
-      options.registry,
-      options.workerId,
-      options.paths,
+      this.socketPath,
+      { workerId, pid: process.pid },
+      (format) => renderRegistry(registry, format),
       options.onError,
     )
   }
 
-  start(): Promise<void> {
-    return this.server.start()
+  /** Starts answering siblings and takes this worker id over; call once the metrics exist. */
+  async start(): Promise<void> {
+    const { registry, workerId, paths } = this.options
+    this.succession = new Succession({
+      paths,
+      workerId,
+      scope: this.options.scope,
+      socketPath: this.socketPath,
+      carried: new CarriedMetrics(registry, this.options.carriedMetrics ?? DEFAULT_CARRIED_METRICS),
+      log: this.options.log ?? quietLog,
+    })
+    await this.server.listen()
+    this.succession.start()
+    this.healTimer = setInterval(() => void this.heal(), HEAL_INTERVAL_MS)
+    this.healTimer.unref()
   }
 
-  close(): Promise<void> {
-    return this.server.close()
+  /** At a graceful stop, after the app's last request: hands the counts on, then closes. */
+  async close(): Promise<void> {
+    clearInterval(this.healTimer)
+    try {
+      await this.succession?.release()
+    } finally {
+      await this.server.close()
+    }
   }
 
   /**
-   * Gathers every expected worker. `scrapeTimeoutSeconds` is Prometheus'
-   * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it.
+   * Gathers every expected worker in `format`. `scrapeTimeoutSeconds` is Prometheus'
+   * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it. A scrape that
+   * arrives while a gather in the same format runs shares its result.
    */
-  async gather(scrapeTimeoutSeconds?: string): Promise<GatherResult> {
+  gather(
+    format: ExpositionFormat = 'prometheus',
+    scrapeTimeoutSeconds?: string,
+  ): Promise<GatherResult> {
+    let pending = this.gathering.get(format)
+    if (pending === undefined) {
+      pending = this.gatherNow(format, scrapeTimeoutSeconds).finally(() =>
+        this.gathering.delete(format),
+      )
+      this.gathering.set(format, pending)
+    }
+    return pending
+  }
+
+  private async gatherNow(
+    format: ExpositionFormat,
+    scrapeTimeoutSeconds: string | undefined,
+  ): Promise<GatherResult> {
     const started = performance.now()
     const budgetMs = gatherBudgetMs(this.options.gatherTimeoutMs, scrapeTimeoutSeconds)
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(), budgetMs)
     const { registry, workerId, paths } = this.options
-    // After a reload replaced this process' worker id, its successor speaks for that id.
-    const selfIsCurrent = !this.server.isSuperseded()
+    const selfIsCurrent = this.succession?.isCurrent() ?? true
     const expected = this.expectedWorkerIds()
 
     const results = await Promise.allSettled(
-      expected.map((id): Promise<WorkerSnapshot> => {
+      expected.map((id): Promise<WorkerExposition> => {
         if (id === workerId && selfIsCurrent) {
-          return snapshotOf(registry).then((metrics) => ({ workerId, pid: process.pid, metrics }))
+          return renderRegistry(registry, format).then((text) => ({
+            workerId,
+            pid: process.pid,
+            text,
+          }))
         }
-        return fetchSnapshot(paths.linkFor(id), deadline.signal)
+        return fetchExposition(paths.linkFor(id), id, format, deadline.signal)
       }),
     )
     clearTimeout(timer)
 
-    const snapshots: WorkerSnapshot[] = []
+    const parts: WorkerExposition[] = []
     const missing: string[] = []
     results.forEach((result, i) => {
-      if (result.status === 'fulfilled') snapshots.push(result.value)
+      if (result.status === 'fulfilled') parts.push(result.value)
       else missing.push(expected[i])
     })
     if (missing.length > 0) this.options.onMissing?.(missing, budgetMs)
 
-    const merged = mergeSnapshots(snapshots)
-    const answered = snapshots.map((snapshot) => snapshot.workerId)
+    const answered = parts.map((part) => part.workerId)
     const durationMs = performance.now() - started
-    addGatherMetrics(merged, {
+    const health = new Registry()
+    addGatherMetrics(health, {
       expected,
       answered,
       durationSeconds: durationMs / 1000,
       timeoutSeconds: budgetMs / 1000,
     })
-    return { text: await merged.metrics(), expected, answered, durationMs }
+    parts.push({ workerId: '', pid: process.pid, text: await renderRegistry(health, format) })
+    return { text: mergeExpositions(parts, format), expected, answered, durationMs }
   }
 
-  /** Worker ids 0..instances-1 as PM2 numbers them, this worker's own id always among them. */
+  /**
+   * The workers PM2 runs now: one link per worker id in the directory. A process that stops
+   * gracefully (scale down, stop) removes its link; a crashed one leaves it, so it stays
+   * expected (and shows as down) until PM2 has restarted it. This worker is always expected.
+   */
   private expectedWorkerIds(): string[] {
-    const { instances, workerId, paths } = this.options
-    const ids = new Set<string>([workerId])
-    if (instances !== undefined) {
-      for (let i = 0; i < instances; i++) ids.add(String(i))
-    } else {
-      for (const name of readdirSync(paths.dir)) {
-        const match = /^(\d+)\.sock$/.exec(name)
-        if (match) ids.add(match[1])
+    const ids = new Set<string>([this.options.workerId])
+    try {
+      for (const name of readdirSync(this.options.paths.dir)) {
+        const id = workerIdOfLink(name)
+        if (id !== undefined) ids.add(id)
       }
+    } catch {
+      // The directory is gone (a temp cleaner): this worker answers alone until heal() runs.
     }
-    return [...ids].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b))
+    return [...ids].sort(compareWorkerIds)
   }
+
+  /** Recreates the directory, the socket and the link if something removed them. */
+  private async heal(): Promise<void> {
+    if (this.healing) return
+    this.healing = true
+    try {
+      this.options.paths.ensure()
+      if (!this.server.isReachable()) await this.server.relisten()
+      this.succession?.heal()
+    } catch (err) {
+      this.options.onError?.(err as Error)
+    } finally {
+      this.healing = false
+    }
+  }
+}
+
+/** Numeric ids in numeric order (2 before 10), then any others by name. */
+export function compareWorkerIds(a: string, b: string): number {
+  const an = Number(a)
+  const bn = Number(b)
+  const aNumeric = a !== '' && Number.isInteger(an)
+  const bNumeric = b !== '' && Number.isInteger(bn)
+  if (aNumeric && bNumeric) return an - bn
+  if (aNumeric !== bNumeric) return aNumeric ? -1 : 1
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 /** The configured timeout, shortened to a share of Prometheus' own scrape timeout if smaller. */

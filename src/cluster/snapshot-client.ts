@@ -1,12 +1,25 @@
-// Reads one sibling's snapshot over its unix socket, or fails by the deadline: a dead worker
-// fails at once (no listener), a hung one is cut off when the signal aborts.
+// Reads one sibling's exposition over its unix socket, or fails by the deadline: a dead worker
+// fails at once (no listener), a hung one is cut off when the signal aborts. An answer from
+// another worker than the one asked for (a link pointing at the wrong socket) is refused.
 import { connect } from 'node:net'
-import { decodeSnapshot, type WorkerSnapshot } from './merge'
+import type { ExpositionFormat } from './exposition'
+import type { SnapshotHeader } from './snapshot-server'
 
-/** Snapshots bigger than this are refused rather than buffered (about 50k series). */
+/** Expositions bigger than this are refused rather than buffered (about 200k series). */
 const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
 
-export function fetchSnapshot(socketPath: string, signal: AbortSignal): Promise<WorkerSnapshot> {
+export interface WorkerExposition {
+  workerId: string
+  pid: number
+  text: string
+}
+
+export function fetchExposition(
+  socketPath: string,
+  workerId: string,
+  format: ExpositionFormat,
+  signal: AbortSignal,
+): Promise<WorkerExposition> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(new Error('gather deadline passed'))
@@ -17,10 +30,11 @@ export function fetchSnapshot(socketPath: string, signal: AbortSignal): Promise<
     const socket = connect({ path: socketPath })
     const onAbort = () => socket.destroy(new Error('gather deadline passed'))
     signal.addEventListener('abort', onAbort, { once: true })
+    socket.on('connect', () => socket.write(`${format}\n`))
     socket.on('data', (chunk: Buffer) => {
       size += chunk.length
       if (size > MAX_SNAPSHOT_BYTES) {
-        socket.destroy(new Error(`snapshot larger than ${MAX_SNAPSHOT_BYTES} bytes`))
+        socket.destroy(new Error(`exposition larger than ${MAX_SNAPSHOT_BYTES} bytes`))
         return
       }
       chunks.push(chunk)
@@ -31,11 +45,31 @@ export function fetchSnapshot(socketPath: string, signal: AbortSignal): Promise<
     })
     socket.on('end', () => {
       signal.removeEventListener('abort', onAbort)
+      socket.end()
       try {
-        resolve(decodeSnapshot(Buffer.concat(chunks, size).toString('utf8')))
+        resolve(decodeAnswer(Buffer.concat(chunks, size).toString('utf8'), workerId))
       } catch (err) {
         reject(err)
       }
     })
   })
+}
+
+function decodeAnswer(answer: string, expectedWorkerId: string): WorkerExposition {
+  const end = answer.indexOf('\n')
+  let header: Partial<SnapshotHeader> | undefined
+  try {
+    header = end === -1 ? undefined : JSON.parse(answer.slice(0, end))
+  } catch {
+    header = undefined
+  }
+  if (typeof header?.workerId !== 'string' || typeof header.pid !== 'number') {
+    throw new Error('malformed answer from a sibling')
+  }
+  if (header.workerId !== expectedWorkerId) {
+    throw new Error(
+      `the socket of worker ${expectedWorkerId} answered as worker ${header.workerId}`,
+    )
+  }
+  return { workerId: header.workerId, pid: header.pid, text: answer.slice(end + 1) }
 }

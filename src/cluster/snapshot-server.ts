@@ -1,42 +1,39 @@
-// Serves this worker's metrics snapshot on a private unix socket: a sibling connects, reads one
-// JSON document, and the connection ends. The socket's path is unique to this process; a link
-// named after the worker id is switched to it atomically, so during `pm2 reload` the new
-// process takes over the worker id and the old one can close without breaking the new one.
-import { readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
-import { basename, dirname, join } from 'node:path'
-import type { Registry } from 'prom-client'
-import { encodeSnapshot, snapshotOf } from './merge'
-import type { SocketPaths } from './socket-paths'
+// Serves this worker's own exposition on a private unix socket. A sibling connects, writes the
+// format it wants on one line, and reads back one header line (who answered) and the text that
+// prom-client rendered here; then the connection ends. The socket's path is unique to this
+// process, so during `pm2 reload` two processes of one worker id never clash, and closing
+// (which unlinks the path) only ever removes this process' own socket.
+import { statSync } from 'node:fs'
+import { createServer, type Server, type Socket } from 'node:net'
+import type { ExpositionFormat } from './exposition'
+
+/** The one line a gatherer sends: the format it wants. */
+const FORMATS: readonly ExpositionFormat[] = ['prometheus', 'openmetrics']
+const MAX_REQUEST_BYTES = 64
+/** A sibling that connects and says nothing is dropped after this long. */
+const REQUEST_TIMEOUT_MS = 2000
+
+export interface SnapshotHeader {
+  workerId: string
+  pid: number
+}
+
+export type Render = (format: ExpositionFormat) => Promise<string>
 
 export class SnapshotServer {
   private server: Server | undefined
-  readonly socketPath: string
-  readonly linkPath: string
+  /** Renders in flight, one per format: concurrent gatherers share them. */
+  private readonly rendering = new Map<ExpositionFormat, Promise<string>>()
 
   constructor(
-    private readonly registry: Registry,
-    private readonly workerId: string,
-    paths: SocketPaths,
+    readonly socketPath: string,
+    private readonly header: SnapshotHeader,
+    private readonly render: Render,
     private readonly onError: (err: Error) => void = () => {},
-  ) {
-    this.socketPath = paths.ownSocket(workerId, process.pid)
-    this.linkPath = paths.linkFor(workerId)
-  }
+  ) {}
 
-  async start(): Promise<void> {
-    this.removeDeadPredecessors()
-    const server = createServer({ allowHalfOpen: false }, (socket) => {
-      socket.on('error', () => socket.destroy())
-      snapshotOf(this.registry).then(
-        (metrics) =>
-          socket.end(encodeSnapshot({ workerId: this.workerId, pid: process.pid, metrics })),
-        (err: Error) => {
-          this.onError(err)
-          socket.destroy()
-        },
-      )
-    })
+  async listen(): Promise<void> {
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.answer(socket))
     server.on('error', (err) => this.onError(err))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -47,69 +44,64 @@ export class SnapshotServer {
     })
     server.unref() // never keep the process alive on its own
     this.server = server
-    this.pointLinkHere()
   }
 
-  /**
-   * True once a newer process of this worker id (a reload) has taken the link over. A missing
-   * link does not count: this process is then still the one that speaks for its worker id.
-   */
-  isSuperseded(): boolean {
-    const target = this.linkTarget()
-    return target !== undefined && target !== basename(this.socketPath)
+  /** True while the socket's path still names a socket (a cleaner may have removed it). */
+  isReachable(): boolean {
+    try {
+      return statSync(this.socketPath).isSocket()
+    } catch {
+      return false
+    }
+  }
+
+  /** Listens again on the same path, after the path was removed from under the server. */
+  async relisten(): Promise<void> {
+    await this.close()
+    await this.listen()
   }
 
   async close(): Promise<void> {
-    // Remove the link only if it is still ours: after a reload it names our successor.
-    if (this.linkTarget() === basename(this.socketPath)) removeIfPresent(this.linkPath)
     const server = this.server
     this.server = undefined
     if (server === undefined) return
-    // Closing unlinks our own, pid-unique socket path: nobody else's.
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
-  private linkTarget(): string | undefined {
-    try {
-      return readlinkSync(this.linkPath)
-    } catch {
-      return undefined
+  private answer(socket: Socket): void {
+    socket.on('error', () => socket.destroy())
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy())
+    let request = ''
+    const onData = (chunk: Buffer) => {
+      request += chunk.toString('latin1')
+      const end = request.indexOf('\n')
+      if (end === -1) {
+        if (request.length > MAX_REQUEST_BYTES) socket.destroy()
+        return
+      }
+      socket.off('data', onData)
+      const format = request.slice(0, end) as ExpositionFormat
+      if (!FORMATS.includes(format)) {
+        socket.destroy()
+        return
+      }
+      this.renderShared(format).then(
+        (text) => socket.end(`${JSON.stringify(this.header)}\n${text}`),
+        (err: Error) => {
+          this.onError(err)
+          socket.destroy()
+        },
+      )
     }
+    socket.on('data', onData)
   }
 
-  /** Sockets of earlier processes of this worker id that died without closing (kill -9). */
-  private removeDeadPredecessors(): void {
-    const dir = dirname(this.socketPath)
-    const pattern = new RegExp(
-      `^${this.workerId.replace(/[^0-9A-Za-z]/g, '\\$&')}\\.(\\d+)\\.sock$`,
-    )
-    for (const name of readdirSync(dir)) {
-      const pid = Number(pattern.exec(name)?.[1])
-      if (pid > 0 && (pid === process.pid || !isAlive(pid))) removeIfPresent(join(dir, name))
+  private renderShared(format: ExpositionFormat): Promise<string> {
+    let pending = this.rendering.get(format)
+    if (pending === undefined) {
+      pending = this.render(format).finally(() => this.rendering.delete(format))
+      this.rendering.set(format, pending)
     }
-  }
-
-  private pointLinkHere(): void {
-    const temporary = `${this.linkPath}.${process.pid}.tmp`
-    removeIfPresent(temporary)
-    symlinkSync(basename(this.socketPath), temporary)
-    renameSync(temporary, this.linkPath) // atomic: siblings see the old target or the new one
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-function removeIfPresent(path: string): void {
-  try {
-    unlinkSync(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    return pending
   }
 }

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os'
+import { ConfigError } from '../config'
 
 // Who this process is inside a PM2 app: its worker id, its app name, how many siblings it has.
 // PM2 copies the app's settings into every worker's environment (`name`, `instances`,
@@ -26,11 +27,18 @@ export function resolveWorkerIdentity(env: NodeJS.ProcessEnv = process.env): Wor
   const workerId =
     env.WORKER_ID || (instance !== undefined && instance !== '' ? instance : STANDALONE_WORKER_ID)
   const clusterMode = underPm2 && env.exec_mode === 'cluster_mode' && instance !== undefined
+  const instances = parseInstances(env.instances)
+  // One WORKER_ID for every process of a PM2 app would merge their series into one worker.
+  if (env.WORKER_ID && clusterMode && instances !== 1) {
+    throw new ConfigError(
+      'invalid configuration: WORKER_ID would give every PM2 worker the same id; unset it (PM2 numbers the workers) or run one instance',
+    )
+  }
   return {
     workerId,
     clusterMode,
     appName: underPm2 ? env.name : undefined,
-    instances: parseInstances(env.instances),
+    instances,
   }
 }
 

@@ -1,84 +1,256 @@
-// The cluster view's transport in one process: two workers' views over real unix sockets in a
-// private directory, a worker that is not there, and a link that has gone missing.
+// The cluster view's transport in one process: workers' views over real unix sockets in a
+// private directory. Who is expected, who answered, what a scrape holds, in both formats.
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { Gauge } from 'prom-client'
 import { ClusterView } from '../../src/cluster/cluster-view'
-import { createSocketPaths } from '../../src/cluster/socket-paths'
+import { createSocketPaths, socketDirFor } from '../../src/cluster/socket-paths'
 import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
+import { waitFor } from '../helpers/net'
 
-const dir = mkdtempSync(join(tmpdir(), 'cluster-view-'))
-after(() => rmSync(dir, { recursive: true, force: true }))
+const base = mkdtempSync(join(tmpdir(), 'cluster-view-'))
+after(() => rmSync(base, { recursive: true, force: true }))
 
-function view(workerId: string, instances: number, subdir: string) {
+function view(workerId: string, subdir: string) {
   const registry = createWorkerRegistry(workerId, false)
   const http = createHttpMetrics(registry)
   http.requestsTotal.inc(
     { method: 'GET', route: '/', status_code: '200', worker_id: workerId },
     Number(workerId) + 1,
   )
+  // Counts how often this worker's registry is collected (rendered).
+  let renders = 0
+  new Gauge({
+    name: 'renders',
+    help: 'renders of this registry',
+    registers: [registry],
+    collect() {
+      renders++
+      this.set(renders)
+    },
+  })
   const missing: string[][] = []
   const clusterView = new ClusterView({
     registry,
     workerId,
-    instances,
+    scope: 'test:1',
     gatherTimeoutMs: 500,
-    paths: createSocketPaths(join(dir, subdir)),
+    paths: createSocketPaths(join(base, subdir)),
     onMissing: (ids) => missing.push(ids),
   })
-  return { clusterView, missing }
+  return { clusterView, missing, renders: () => renders }
 }
 
-test('a worker gathers its sibling over the socket and itself in process', async () => {
-  const zero = view('0', 2, 'both')
-  const one = view('1', 2, 'both')
+const requestsLine = (id: string, n: number) =>
+  new RegExp(
+    `^http_requests_total\\{method="GET",route="/",status_code="200",worker_id="${id}"\\} ${n}$`,
+    'm',
+  )
+
+test('a worker gathers its siblings over their sockets and itself in process', async () => {
+  const workers = ['0', '1', '2'].map((id) => view(id, 'three'))
+  for (const w of workers) await w.clusterView.start()
+  try {
+    for (const gatherer of workers) {
+      const result = await gatherer.clusterView.gather('prometheus')
+      assert.deepEqual(result.answered, ['0', '1', '2'])
+      for (const id of ['0', '1', '2']) assert.match(result.text, requestsLine(id, Number(id) + 1))
+      assert.match(result.text, /^cluster_metrics_workers_answered 3$/m)
+      // One header per family, whoever's samples follow it.
+      assert.equal(result.text.match(/^# TYPE http_requests_total counter$/gm)?.length, 1)
+    }
+    const om = await workers[0].clusterView.gather('openmetrics')
+    assert.match(om.text, /^# TYPE http_requests counter$/m)
+    assert.match(om.text, /^http_requests_total\{.*worker_id="2"\} 3$/m)
+    assert.equal(om.text.match(/^# EOF$/gm)?.length, 1)
+    assert.ok(om.text.endsWith('# EOF\n'))
+  } finally {
+    for (const w of workers) await w.clusterView.close()
+  }
+})
+
+test('the expected workers are those with a link: a graceful stop leaves the set', async () => {
+  const zero = view('0', 'membership')
+  const one = view('1', 'membership')
+  const two = view('2', 'membership')
   await zero.clusterView.start()
   await one.clusterView.start()
+  await two.clusterView.start()
   try {
-    for (const gatherer of [zero, one]) {
-      const result = await gatherer.clusterView.gather()
-      assert.deepEqual(result.answered.sort(), ['0', '1'])
-      assert.match(
-        result.text,
-        /^http_requests_total\{method="GET",route="\/",status_code="200",worker_id="0"\} 1$/m,
-      )
-      assert.match(
-        result.text,
-        /^http_requests_total\{method="GET",route="\/",status_code="200",worker_id="1"\} 2$/m,
-      )
-      assert.match(result.text, /^cluster_metrics_workers_answered 2$/m)
-    }
+    assert.deepEqual((await zero.clusterView.gather()).expected, ['0', '1', '2'])
+    await two.clusterView.close() // pm2 scale down: the process stops gracefully
+    const result = await zero.clusterView.gather()
+    assert.deepEqual(result.expected, ['0', '1'])
+    assert.deepEqual(result.answered, ['0', '1'])
+    assert.doesNotMatch(result.text, /worker_id="2"/)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()
   }
 })
 
-test('a worker that is not running is reported missing, and the scrape still answers', async () => {
-  const zero = view('0', 3, 'missing')
+test('a crashed worker stays expected, reported down, and the scrape still answers', async () => {
+  const zero = view('0', 'crashed')
   await zero.clusterView.start()
+  // What kill -9 leaves: a link to a socket nobody listens on.
+  symlinkSync('3.999999.sock', join(base, 'crashed', '3.sock'))
   try {
     const result = await zero.clusterView.gather()
-    assert.deepEqual(result.expected, ['0', '1', '2'])
+    assert.deepEqual(result.expected, ['0', '3'])
     assert.deepEqual(result.answered, ['0'])
-    assert.deepEqual(zero.missing, [['1', '2']])
-    assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="1"\} 0$/m)
+    assert.deepEqual(zero.missing, [['3']])
+    assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="3"\} 0$/m)
     assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="0"\} 1$/m)
   } finally {
     await zero.clusterView.close()
   }
 })
 
-test('a worker whose link has gone missing still speaks for itself', async () => {
-  const zero = view('0', 1, 'nolink')
+test('an answer from another worker than the link names is dropped and counted missing', async () => {
+  const zero = view('0', 'impostor')
   await zero.clusterView.start()
+  const dir = join(base, 'impostor')
+  const impostor = createServer({ allowHalfOpen: true }, (socket) => {
+    socket.once('data', () =>
+      socket.end(`${JSON.stringify({ workerId: '9', pid: 1 })}\ninjected_total 1\n`),
+    )
+  })
+  await new Promise<void>((resolve) => impostor.listen(join(dir, '4.1.sock'), resolve))
+  symlinkSync('4.1.sock', join(dir, '4.sock'))
   try {
-    unlinkSync(join(dir, 'nolink', '0.sock'))
     const result = await zero.clusterView.gather()
     assert.deepEqual(result.answered, ['0'])
+    assert.deepEqual(zero.missing, [['4']])
+    assert.doesNotMatch(result.text, /injected_total/)
+  } finally {
+    await new Promise((resolve) => impostor.close(resolve))
+    await zero.clusterView.close()
+  }
+})
+
+test('scrapes that arrive during a gather share it: each sibling renders once', async () => {
+  const zero = view('0', 'coalesce')
+  const one = view('1', 'coalesce')
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  try {
+    const before = one.renders()
+    const results = await Promise.all(Array.from({ length: 10 }, () => zero.clusterView.gather()))
+    assert.equal(one.renders() - before, 1)
+    for (const result of results) assert.equal(result, results[0])
+    // Another format is another gather.
+    await Promise.all([
+      zero.clusterView.gather('prometheus'),
+      zero.clusterView.gather('openmetrics'),
+    ])
+    assert.equal(one.renders() - before, 3)
   } finally {
     await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
+test('a deleted directory, socket or link is recreated while the workers run', async () => {
+  const zero = view('0', 'healing')
+  const one = view('1', 'healing')
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  const dir = join(base, 'healing')
+  try {
+    rmSync(dir, { recursive: true, force: true })
+    await waitFor('both workers back in the gather', async () => {
+      const result = await zero.clusterView.gather()
+      return result.answered.length === 2
+    })
+    unlinkSync(join(dir, '1.sock'))
+    unlinkSync(readlinkSync(join(dir, '0.sock')).replace(/^/, `${dir}/`))
+    await waitFor('the link and the socket back', async () => {
+      const result = await one.clusterView.gather()
+      return result.answered.length === 2 && result.expected.length === 2
+    })
+  } finally {
+    await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
+test('a socket directory that is not private is refused, naming the path and the reason', () => {
+  const cases: Array<[string, (path: string) => void, RegExp]> = [
+    [
+      'others-own',
+      (path) => {
+        mkdirSync(path, { mode: 0o700 })
+        chownSync(path, 65534, 65534)
+      },
+      /owned by uid 65534/,
+    ],
+    [
+      'group-writable',
+      (path) => {
+        mkdirSync(path)
+        chmodSync(path, 0o770)
+      },
+      /mode is 0770/,
+    ],
+    [
+      'world-writable',
+      (path) => {
+        mkdirSync(path)
+        chmodSync(path, 0o777)
+      },
+      /mode is 0777/,
+    ],
+    [
+      'a-link',
+      (path) => {
+        mkdirSync(`${path}-target`, { mode: 0o700 })
+        symlinkSync(`${path}-target`, path)
+      },
+      /symbolic link/,
+    ],
+  ]
+  for (const [name, make, reason] of cases) {
+    const path = join(base, name)
+    make(path)
+    assert.throws(
+      () => createSocketPaths(path),
+      (err: Error) => {
+        assert.match(err.message, reason)
+        assert.ok(err.message.includes(path), err.message)
+        return true
+      },
+    )
+  }
+})
+
+test('under the shared temporary directory, the service’s own parent is checked too', () => {
+  const shared = join(base, 'shared-tmp')
+  mkdirSync(shared, { mode: 0o1777 })
+  const previous = process.env.TMPDIR
+  process.env.TMPDIR = shared
+  try {
+    const dir = socketDirFor('webapp', 5077)
+    // Another user made the parent first.
+    mkdirSync(join(dir, '..'), { mode: 0o777 })
+    chmodSync(join(dir, '..'), 0o777)
+    assert.throws(() => createSocketPaths(dir), /pm2-metrics-\d+" is not private: its mode is 0777/)
+    rmSync(join(dir, '..'), { recursive: true })
+    createSocketPaths(dir)
+  } finally {
+    if (previous === undefined) delete process.env.TMPDIR
+    else process.env.TMPDIR = previous
   }
 })

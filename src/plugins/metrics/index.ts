@@ -1,16 +1,10 @@
 // fastify-plugin that times every request into `http_requests_total` and
 // `http_request_duration_seconds`, labelled method / route / status_code / worker_id, and
 // serves GET /metrics. Register it before the routes it should measure.
-import { timingSafeEqual } from 'node:crypto'
-import type {
-  FastifyInstance,
-  FastifyReply,
-  FastifyRequest,
-  onRequestAbortHookHandler,
-  onResponseHookHandler,
-} from 'fastify'
+import type { FastifyInstance, onRequestAbortHookHandler, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
+import { renderRegistry } from '../../cluster/exposition'
 import { resolveWorkerIdentity } from '../../lib/worker-identity'
 import {
   createHttpMetrics,
@@ -18,15 +12,14 @@ import {
   DEFAULT_BUCKETS,
   type HttpMetrics,
 } from './http-metrics'
+import { type MetricsCollector, metricsRoute } from './metrics-route'
 import { RouteRecorder } from './route-recorder'
 
+export { type MetricsCollector, metricsRoute, type Scrape } from './metrics-route'
 export { CLIENT_CLOSED_STATUS } from './route-recorder'
 
 /** The `route` label of requests that matched no route: one series, however many junk paths. */
 export const UNMATCHED_ROUTE = '__unmatched__'
-
-/** What GET /metrics answers with; the cluster view replaces the default (own registry). */
-export type MetricsCollector = (request: FastifyRequest) => Promise<string>
 
 export interface MetricsPluginOptions {
   /** Registry to record into; a fresh one (with `worker_id` default label) by default. */
@@ -119,39 +112,12 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   fastify.addHook('onRequestAbort', onRequestAbort)
 
   if (endpoint !== false) {
-    fastify.get(
-      endpoint,
-      { config: { disableMetrics: options.measureEndpoint !== true }, logLevel: 'warn' },
-      metricsHandler({
-        collect: options.collect ?? (() => registry.metrics()),
-        contentType: registry.contentType,
-        token: options.token,
-      }),
-    )
-  }
-}
-
-/**
- * The GET /metrics handler: the exposition from `collect`, behind an optional bearer token.
- * Exported so a separate metrics-only server can serve exactly the same thing.
- */
-export function metricsHandler(options: {
-  collect: MetricsCollector
-  contentType: string
-  token?: string
-}) {
-  const { collect, contentType } = options
-  const authorize = options.token === undefined ? undefined : bearerCheck(options.token)
-  return async (request: FastifyRequest, reply: FastifyReply) => {
-    if (authorize !== undefined && !authorize(request.headers.authorization)) {
-      reply.header('WWW-Authenticate', 'Bearer realm="metrics"')
-      return reply.code(401).send({
-        statusCode: 401,
-        error: 'Unauthorized',
-        message: 'a valid bearer token is required',
-      })
-    }
-    return reply.type(contentType).send(await collect(request))
+    await fastify.register(metricsRoute, {
+      path: endpoint,
+      collect: options.collect ?? ((scrape) => renderRegistry(registry, scrape.format)),
+      token: options.token,
+      measure: options.measureEndpoint,
+    })
   }
 }
 
@@ -170,17 +136,6 @@ function validateBuckets(buckets: readonly number[]): readonly number[] {
     }
   })
   return buckets
-}
-
-/** Constant-time comparison of `Authorization: Bearer <token>`. */
-export function bearerCheck(token: string): (header: string | undefined) => boolean {
-  const expected = Buffer.from(`Bearer ${token}`)
-  return (header) => {
-    if (header === undefined) return false
-    const given = Buffer.from(header)
-    // Compare equal-length buffers only; the length itself is not secret.
-    return given.length === expected.length && timingSafeEqual(given, expected)
-  }
 }
 
 export default fp(metricsPlugin, { fastify: '5.x', name: 'http-metrics' })

@@ -1,0 +1,51 @@
+// The gather's own health metrics, added by the worker that answers a scrape. They carry no
+// answering-worker label, so their series stay the same whichever worker a scrape lands on.
+import { Gauge, type Registry } from 'prom-client'
+
+/** The gather's own health, from the answering worker's point of view. */
+export interface GatherReport {
+  expected: readonly string[]
+  answered: readonly string[]
+  durationSeconds: number
+  timeoutSeconds: number
+}
+
+/**
+ * Adds the gather-health metrics to a merged registry. They carry no answering-worker label, so
+ * their series stay the same whichever worker a scrape lands on.
+ */
+export function addGatherMetrics(registry: Registry, report: GatherReport): void {
+  const gauge = (name: string, help: string, value: number) => {
+    new Gauge({ name, help, registers: [registry] }).set(value)
+  }
+  gauge(
+    'cluster_metrics_workers_expected',
+    'Workers the cluster view expected to answer this scrape.',
+    report.expected.length,
+  )
+  gauge(
+    'cluster_metrics_workers_answered',
+    'Workers whose metrics are in this scrape.',
+    report.answered.length,
+  )
+  gauge(
+    'cluster_metrics_gather_duration_seconds',
+    "Time taken to gather every worker's metrics for this scrape.",
+    report.durationSeconds,
+  )
+  gauge(
+    'cluster_metrics_gather_timeout_seconds',
+    'Deadline the gather ran under for this scrape.',
+    report.timeoutSeconds,
+  )
+  const up = new Gauge({
+    name: 'cluster_metrics_worker_up',
+    help: '1 if the worker answered the gather for this scrape, 0 if it was expected and did not.',
+    labelNames: ['worker_id'],
+    registers: [registry],
+  })
+  const answered = new Set(report.answered)
+  for (const workerId of new Set([...report.expected, ...report.answered])) {
+    up.set({ worker_id: workerId }, answered.has(workerId) ? 1 : 0)
+  }
+}

@@ -1,0 +1,87 @@
+// GET /metrics: the exposition in the format the scrape asks for (OpenMetrics 1.0 when its
+// Accept header prefers it, as Prometheus' does; the Prometheus text format otherwise),
+// gzip-compressed when the client accepts it, optionally behind a bearer token. Scrapes that
+// arrive while an answer in the same format and encoding is being made share it.
+import { promisify } from 'node:util'
+import { constants, gzip } from 'node:zlib'
+import bearerAuth from '@fastify/bearer-auth'
+import type { FastifyInstance } from 'fastify'
+import Negotiator from 'negotiator'
+import { CONTENT_TYPES, type ExpositionFormat, negotiateFormat } from '../../cluster/exposition'
+
+const gzipAsync = promisify(gzip)
+
+/** What a scrape asks for. */
+export interface Scrape {
+  format: ExpositionFormat
+  /** Prometheus' `X-Prometheus-Scrape-Timeout-Seconds`, if sent. */
+  scrapeTimeoutSeconds?: string
+}
+
+/** Makes the exposition text of one scrape: this registry's, or the cluster view's. */
+export type MetricsCollector = (scrape: Scrape) => Promise<string>
+
+export interface MetricsRouteOptions {
+  path: string
+  collect: MetricsCollector
+  /** If set, the route requires `Authorization: Bearer <token>` (scheme case-insensitive). */
+  token?: string
+  /** Measure the route in the HTTP metrics (default false). */
+  measure?: boolean
+}
+
+export async function metricsRoute(
+  fastify: FastifyInstance,
+  options: MetricsRouteOptions,
+): Promise<void> {
+  if (options.token !== undefined) {
+    await fastify.register(bearerAuth, {
+      keys: [options.token],
+      // RFC 7235: the scheme is case-insensitive ("bearer", "BEARER").
+      specCompliance: 'rfc6749',
+      verifyErrorLogLevel: 'warn',
+      errorResponse: () => ({
+        statusCode: 401,
+        error: 'Unauthorized',
+        message: 'a valid bearer token is required',
+      }),
+    })
+    fastify.addHook('onSend', async (_request, reply) => {
+      if (reply.statusCode === 401) reply.header('WWW-Authenticate', 'Bearer realm="metrics"')
+    })
+  }
+
+  const inFlight = new Map<string, Promise<string | Buffer>>()
+  const answer = (scrape: Scrape, compress: boolean): Promise<string | Buffer> => {
+    const key = `${scrape.format}:${compress}`
+    let pending = inFlight.get(key)
+    if (pending === undefined) {
+      pending = options
+        .collect(scrape)
+        .then(
+          async (text): Promise<string | Buffer> =>
+            compress ? gzipAsync(text, { level: constants.Z_BEST_SPEED }) : text,
+        )
+        .finally(() => inFlight.delete(key))
+      inFlight.set(key, pending)
+    }
+    return pending
+  }
+
+  fastify.get(
+    options.path,
+    { config: { disableMetrics: options.measure !== true }, logLevel: 'warn' },
+    async (request, reply) => {
+      const format = negotiateFormat(request.headers.accept)
+      const timeout = request.headers['x-prometheus-scrape-timeout-seconds']
+      const compress = new Negotiator(request).encoding(['gzip', 'identity']) === 'gzip'
+      const body = await answer(
+        { format, scrapeTimeoutSeconds: Array.isArray(timeout) ? timeout[0] : timeout },
+        compress,
+      )
+      reply.type(CONTENT_TYPES[format]).header('Vary', 'Accept, Accept-Encoding')
+      if (compress) reply.header('Content-Encoding', 'gzip')
+      return reply.send(body)
+    },
+  )
+}

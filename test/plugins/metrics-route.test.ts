@@ -1,0 +1,103 @@
+// GET /metrics through inject: the format the scrape asks for, gzip only for clients that ask,
+// the bearer token as HTTP defines it, and concurrent scrapes sharing one collection.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { gunzipSync } from 'node:zlib'
+import Fastify from 'fastify'
+import { Counter, Registry } from 'prom-client'
+import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
+
+// What Prometheus 2.42 sends (scrape_config defaults).
+const PROMETHEUS_ACCEPT =
+  'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+
+async function build(
+  t: { after: (fn: () => unknown) => void },
+  options: MetricsPluginOptions = {},
+) {
+  const registry = new Registry()
+  const app = Fastify()
+  await app.register(metricsPlugin, { registry, workerId: '3', defaultMetrics: false, ...options })
+  new Counter({ name: 'jobs_total', help: 'jobs', registers: [registry] }).inc(4)
+  t.after(() => app.close())
+  await app.ready()
+  return app
+}
+
+test('OpenMetrics when the scrape prefers it, the text format otherwise', async (t) => {
+  const app = await build(t)
+  const om = await app.inject({ url: '/metrics', headers: { accept: PROMETHEUS_ACCEPT } })
+  assert.equal(
+    om.headers['content-type'],
+    'application/openmetrics-text; version=1.0.0; charset=utf-8',
+  )
+  assert.match(om.body, /^# TYPE jobs counter\njobs_total 4$/m)
+  assert.ok(om.body.endsWith('\n# EOF\n'))
+  for (const accept of [undefined, '*/*', 'text/plain', 'application/json']) {
+    const res = await app.inject({ url: '/metrics', headers: accept ? { accept } : {} })
+    assert.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8', accept)
+    assert.match(res.body, /^# TYPE jobs_total counter\njobs_total 4$/m)
+    assert.doesNotMatch(res.body, /# EOF/)
+  }
+})
+
+test('gzip only for clients that accept it', async (t) => {
+  const app = await build(t)
+  const plain = await app.inject({ url: '/metrics' })
+  assert.equal(plain.headers['content-encoding'], undefined)
+  const refused = await app.inject({ url: '/metrics', headers: { 'accept-encoding': 'gzip;q=0' } })
+  assert.equal(refused.headers['content-encoding'], undefined)
+  const zipped = await app.inject({ url: '/metrics', headers: { 'accept-encoding': 'gzip' } })
+  assert.equal(zipped.headers['content-encoding'], 'gzip')
+  assert.equal(zipped.headers.vary, 'Accept, Accept-Encoding')
+  assert.equal(gunzipSync(zipped.rawPayload).toString('utf8'), plain.body)
+})
+
+test('concurrent scrapes in one format and encoding share one collection', async (t) => {
+  let collections = 0
+  const app = await build(t, {
+    collect: async (scrape) => {
+      collections++
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      return `# ${scrape.format}\n`
+    },
+  })
+  const scrapes = await Promise.all([
+    ...Array.from({ length: 5 }, () => app.inject({ url: '/metrics' })),
+    ...Array.from({ length: 5 }, () =>
+      app.inject({ url: '/metrics', headers: { accept: PROMETHEUS_ACCEPT } }),
+    ),
+  ])
+  assert.equal(collections, 2)
+  assert.deepEqual(
+    scrapes.map((res) => res.body),
+    [...Array(5).fill('# prometheus\n'), ...Array(5).fill('# openmetrics\n')],
+  )
+  await app.inject({ url: '/metrics' })
+  assert.equal(collections, 3)
+})
+
+test('a bearer token protects /metrics; the scheme is case-insensitive', async (t) => {
+  const token = 'a-very-secret-token-0123'
+  const app = await build(t, { token })
+  const none = await app.inject({ url: '/metrics' })
+  assert.equal(none.statusCode, 401)
+  assert.equal(none.headers['www-authenticate'], 'Bearer realm="metrics"')
+  assert.equal(JSON.parse(none.body).error, 'Unauthorized')
+  for (const authorization of [
+    `Bearer ${token}x`,
+    `Basic ${token}`,
+    token,
+    `Bearer ${token.slice(1)}`,
+  ]) {
+    const res = await app.inject({ url: '/metrics', headers: { authorization } })
+    assert.equal(res.statusCode, 401, authorization)
+  }
+  for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+    const res = await app.inject({
+      url: '/metrics',
+      headers: { authorization: `${scheme} ${token}` },
+    })
+    assert.equal(res.statusCode, 200, scheme)
+  }
+})
