@@ -42,7 +42,17 @@ test('each bad value is refused with a message naming the variable', () => {
     [{ METRICS_BUCKETS: '0,1' }, /METRICS_BUCKETS must be positive/],
     [{ METRICS_GATHER_TIMEOUT_MS: '5' }, /METRICS_GATHER_TIMEOUT_MS must be >= 10/],
     [{ METRICS_CLUSTER: 'maybe' }, /METRICS_CLUSTER must be boolean/],
-    [{ METRICS_TOKEN: 'short' }, /METRICS_TOKEN must NOT have fewer than 16 characters/],
+    [{ METRICS_TOKEN: 'short' }, /METRICS_TOKEN must match pattern/],
+    [{ METRICS_TOKEN: 'a-long-enough-token\n' }, /METRICS_TOKEN must match pattern/],
+    [{ METRICS_TOKEN: '                    ' }, /METRICS_TOKEN must match pattern/],
+    [{ METRICS_TOKEN: 'a long enough token with spaces' }, /METRICS_TOKEN must match pattern/],
+    // A /slow request must end within the 4 s shutdown grace, or a reload would cut it off.
+    [{ SLOW_MAX_MS: '4000' }, /SLOW_MAX_MS must be < 4000/],
+    [{ WORKER_ID: 'web.1' }, /WORKER_ID must match pattern/],
+    [
+      { WORKER_ID: '' },
+      /WORKER_ID must NOT have fewer than 1 characters|WORKER_ID must match pattern/,
+    ],
   ]
   for (const [env, message] of cases) {
     assert.throws(
@@ -76,6 +86,24 @@ test('the metrics token comes from the environment or a file, not both', () => {
     () => resolveMetricsToken(loadConfig({ METRICS_TOKEN_FILE: join(dir, 'missing') })),
     /METRICS_TOKEN_FILE cannot be read/,
   )
+  for (const content of ['   \n', 'two tokens-0123456789\n', 'short\n']) {
+    writeFileSync(file, content)
+    assert.throws(
+      () => resolveMetricsToken(loadConfig({ METRICS_TOKEN_FILE: file })),
+      /METRICS_TOKEN_FILE must hold one token/,
+      JSON.stringify(content),
+    )
+  }
+})
+
+test('one WORKER_ID for every worker of a PM2 cluster app is refused, naming it', () => {
+  const pm2 = { pm_id: '1', name: 'web', exec_mode: 'cluster_mode', NODE_APP_INSTANCE: '1' }
+  assert.throws(
+    () => resolveWorkerIdentity({ ...pm2, instances: '5', WORKER_ID: 'web' }),
+    /WORKER_ID would give every PM2 worker the same id/,
+  )
+  assert.equal(resolveWorkerIdentity({ ...pm2, instances: '1', WORKER_ID: 'web' }).workerId, 'web')
+  assert.equal(resolveWorkerIdentity({ WORKER_ID: 'web' }).workerId, 'web')
 })
 
 test('worker identity follows PM2, including a renamed instance variable', () => {

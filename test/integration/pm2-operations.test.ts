@@ -73,7 +73,8 @@ describe('pm2 operations on a live app', () => {
       url: app.baseUrl,
       path: '/items/2',
       rate: 100,
-      durationSeconds: 55,
+      // Stopped once the reloads are done; this only bounds it.
+      durationSeconds: 120,
       connections: 10,
     })
     await scrapesPass(1)
@@ -84,6 +85,7 @@ describe('pm2 operations on a live app', () => {
       await app.pm2('reload', app.name)
       await app.waitOnline(5)
     }
+    load.stop()
     const tally = await load.done
     // Two scrapes after the load: every process of every worker has been read since.
     const finalAt = await scrapesPass(2)

@@ -1,13 +1,14 @@
-// Drill: junk traffic. Thousands of requests to unique random paths, odd methods, overlong URLs
-// and headers, malformed or oversized bodies: each gets its 4xx with a JSON body, no worker
-// restarts, and /metrics grows by a bounded set of series, never one per path.
+// Junk traffic against the real app on a loopback port: thousands of requests to unique random
+// paths, odd methods, overlong URLs and headers, malformed or oversized bodies. Each gets its
+// 4xx with a JSON body, the app keeps answering, and /metrics grows by a bounded set of series,
+// never one per path.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
+import { build, listenOnLoopback } from '../helper'
 import { parseExposition, scrape, seriesKeys } from '../helpers/exposition'
 import { httpGet } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
 
 const UNIQUE_PATHS = 2000
 const CONCURRENCY = 16
@@ -19,11 +20,6 @@ interface JunkCase {
   status: number
   send: () => Promise<{ status: number; headers: Record<string, unknown>; body: string }>
 }
-
-let app: Pm2App | undefined
-after(async () => {
-  await app?.stop()
-})
 
 /** One raw request on its own connection, for what Node's client refuses to send. */
 function rawRequest(port: number, data: string) {
@@ -60,13 +56,10 @@ async function pool<T>(items: T[], concurrency: number, run: (item: T) => Promis
   )
 }
 
-test('junk traffic gets JSON 4xx answers, crashes nothing and adds bounded series', {
-  timeout: 180_000,
-}, async (t) => {
-  app = await startPm2App({ instances: 5 })
-  const running = app
-  const base = running.baseUrl
-  const before = await running.waitOnline(5)
+test('junk traffic gets JSON 4xx answers, crashes nothing and adds bounded series', async (t) => {
+  const app = await build(t)
+  const running = await listenOnLoopback(app)
+  const base = running.url
   // One ordinary request per route kind first, so the baseline has the normal series.
   await httpGet(`${base}/`)
   const seriesBefore = new Set(seriesKeys(parseExposition(await scrape(base))))
@@ -157,7 +150,6 @@ test('junk traffic gets JSON 4xx answers, crashes nothing and adds bounded serie
   const httpFamily = families.find((f) => f.name === 'http_requests_total')
   const routes = new Set(httpFamily?.metrics.map((m) => m.labels?.route))
   const methods = new Set(httpFamily?.metrics.map((m) => m.labels?.method))
-  const afterProcs = await running.list()
 
   t.diagnostic(
     `junk requests: ${cases.length} (${UNIQUE_PATHS} unique paths), wrong answers: ${wrong.length}`,
@@ -167,16 +159,11 @@ test('junk traffic gets JSON 4xx answers, crashes nothing and adds bounded serie
   )
 
   assert.deepEqual(wrong.slice(0, 10), [])
-  // No worker crashed or was restarted.
-  assert.deepEqual(
-    afterProcs.map((p) => [p.workerId, p.pid, p.restarts]),
-    before.map((p) => [p.workerId, p.pid, p.restarts]),
-  )
+  assert.equal((await httpGet(`${base}/health`)).status, 200)
   // Not one label value carries a path that was sent.
   assert.equal(text.includes(marker), false, 'a junk path leaked into a label')
   for (const route of routes) assert.ok(ROUTES.includes(route ?? ''), `route label ${route}`)
-  // Bounded: per worker at most one series per (method, route, status) kind of junk sent, far
-  // below one per unique path.
-  const perWorker = (ODD_METHODS.length + 6) * 6
-  assert.ok(added.length <= 5 * perWorker, `${added.length} new series`)
+  // Bounded: at most one series per (method, route, status) kind of junk sent, far below one
+  // per unique path.
+  assert.ok(added.length <= (ODD_METHODS.length + 6) * 6, `${added.length} new series`)
 })

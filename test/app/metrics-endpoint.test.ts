@@ -1,0 +1,103 @@
+// /metrics as the built app serves it, in process: behind a token read from a file, on its own
+// port with METRICS_PORT, standalone outside PM2, and scraped through the token by a real
+// Prometheus with `credentials_file`.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import { build, listenOnLoopback } from '../helper'
+import { waitFor } from '../helpers/net'
+import { startPrometheus } from '../helpers/prometheus'
+
+const dir = mkdtempSync(join(tmpdir(), 'metrics-endpoint-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+const token = randomBytes(24).toString('base64url')
+const tokenFile = join(dir, 'metrics-token')
+// A trailing newline, as `echo token > file` writes it.
+writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 })
+const bearer = (value: string) => ({ authorization: `Bearer ${value}` })
+
+test('standalone, /metrics is this process alone, with worker_id and no gather', async (t) => {
+  const app = await build(t)
+  await app.inject('/items/1')
+  const res = await app.inject('/metrics')
+  assert.equal(res.statusCode, 200)
+  assert.match(
+    res.body,
+    /^http_requests_total\{method="GET",route="\/items\/:id",status_code="200",worker_id="0"\} 1$/m,
+  )
+  assert.match(res.body, /^process_start_time_seconds\{worker_id="0"\} \d+$/m)
+  assert.doesNotMatch(res.body, /cluster_metrics_/)
+})
+
+test('with a token file: 401 without or with a wrong token, 200 with it', async (t) => {
+  const app = await build(t, { METRICS_TOKEN_FILE: tokenFile })
+  const wrongSameLength = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`
+  const attempts: Array<[string, Record<string, string>, number]> = [
+    ['no token', {}, 401],
+    ['wrong token, same length', bearer(wrongSameLength), 401],
+    ['wrong token, other length', bearer(`${token}x`), 401],
+    ['right token, other scheme', { authorization: `Basic ${token}` }, 401],
+    ['right token', bearer(token), 200],
+  ]
+  for (const [what, headers, expected] of attempts) {
+    const res = await app.inject({ url: '/metrics', headers })
+    assert.equal(res.statusCode, expected, what)
+    assert.equal(res.body.includes('http_requests_total'), expected === 200, what)
+  }
+  // The token guards /metrics only.
+  assert.equal((await app.inject('/items/1')).statusCode, 200)
+})
+
+test('METRICS_PORT serves /metrics apart from the public port, still behind the token', async (t) => {
+  const app = await build(t, { METRICS_PORT: '9', METRICS_TOKEN_FILE: tokenFile })
+  assert.equal((await app.inject({ url: '/metrics', headers: bearer(token) })).statusCode, 404)
+  const metricsServer = app.metricsServer
+  assert.ok(metricsServer)
+  assert.equal((await metricsServer.inject('/metrics')).statusCode, 401)
+  const ok = await metricsServer.inject({ url: '/metrics', headers: bearer(token) })
+  assert.equal(ok.statusCode, 200)
+  assert.match(ok.body, /^# TYPE http_requests_total counter$/m)
+  // The metrics server serves nothing else.
+  assert.equal((await metricsServer.inject('/items/1')).statusCode, 404)
+})
+
+test('a real Prometheus scrapes through the token with credentials_file, and fails without', {
+  timeout: 60_000,
+}, async (t) => {
+  const app = await build(t, { METRICS_TOKEN_FILE: tokenFile })
+  const { port } = await listenOnLoopback(app)
+  const target = `127.0.0.1:${port}`
+  const prometheus = await startPrometheus(
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  scrape_timeout: 1s',
+      'scrape_configs:',
+      '  - job_name: with-token',
+      '    authorization:',
+      '      type: Bearer',
+      `      credentials_file: ${tokenFile}`,
+      `    static_configs: [{ targets: ['${target}'] }]`,
+      '  - job_name: without-token',
+      `    static_configs: [{ targets: ['${target}'] }]`,
+      '',
+    ].join('\n'),
+  )
+  t.after(() => prometheus.stop())
+  const targets = await waitFor('both jobs scraped', async () => {
+    const all = await prometheus.targets()
+    return all.length === 2 && all.every((x) => x.health !== 'unknown') ? all : undefined
+  })
+  const byJob = new Map(targets.map((x) => [x.labels.job, x]))
+  assert.equal(byJob.get('with-token')?.health, 'up')
+  assert.equal(byJob.get('without-token')?.health, 'down')
+  assert.match(byJob.get('without-token')?.lastError ?? '', /401/)
+  const stored = await waitFor('a stored sample through the token', async () => {
+    const result = await prometheus.query('process_start_time_seconds{job="with-token"}')
+    return result.length > 0 ? result : undefined
+  })
+  assert.equal(stored[0].metric.worker_id, '0')
+})

@@ -1,0 +1,166 @@
+// Faults under real PM2 with 5 workers: a worker killed with SIGKILL under load, a worker that
+// hangs (SIGSTOP), and two apps on one host. Scrapes always answer, name the missing worker,
+// and never mix apps.
+import assert from 'node:assert/strict'
+import { rmSync } from 'node:fs'
+import { Agent } from 'node:http'
+import { after, before, describe, test } from 'node:test'
+import { socketDirFor } from '../../src/cluster/socket-paths'
+import { parseExposition } from '../helpers/exposition'
+import { describeTally, startKeepAliveLoad } from '../helpers/load'
+import { httpGet, waitFor } from '../helpers/net'
+import { type Pm2App, startPm2App } from '../helpers/pm2'
+
+const ALL = ['0', '1', '2', '3', '4']
+const CONNECTIONS = 10
+
+interface Scrape {
+  expected: number
+  answered: number
+  up: Map<string, number>
+  started: Map<string, number>
+  timeoutSeconds: number
+}
+
+async function scrape(app: Pm2App, headers: Record<string, string> = {}, agent?: Agent) {
+  const res = await httpGet(`${app.baseUrl}/metrics`, { headers, agent, timeoutMs: 10_000 })
+  assert.equal(res.status, 200)
+  const families = parseExposition(res.body)
+  const values = (name: string) =>
+    new Map(
+      (families.find((f) => f.name === name)?.metrics ?? []).map((m) => [
+        m.labels?.worker_id ?? '',
+        Number(m.value),
+      ]),
+    )
+  const gauge = (name: string) => values(name).get('') ?? Number.NaN
+  return {
+    expected: gauge('cluster_metrics_workers_expected'),
+    answered: gauge('cluster_metrics_workers_answered'),
+    up: values('cluster_metrics_worker_up'),
+    started: values('process_start_time_seconds'),
+    timeoutSeconds: gauge('cluster_metrics_gather_timeout_seconds'),
+  } satisfies Scrape
+}
+
+describe('faults under PM2 (5 workers)', () => {
+  let app: Pm2App
+  before(async () => {
+    app = await startPm2App({ instances: 5, env: { METRICS_GATHER_TIMEOUT_MS: '1000' } })
+  })
+  after(async () => {
+    await app?.stop()
+  })
+
+  test('kill -9 under load: the worker stays expected, down until PM2 restarts it', {
+    timeout: 120_000,
+  }, async (t) => {
+    // Scrape as Prometheus does, on one keep-alive connection held by a worker that stays up:
+    // a new connection could be handed by the cluster primary to the worker being killed.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const load = startKeepAliveLoad({
+      url: app.baseUrl,
+      rate: 200,
+      durationSeconds: 60,
+      connections: CONNECTIONS,
+    })
+    try {
+      const answering = JSON.parse((await httpGet(`${app.baseUrl}/`, { agent })).body).worker_id
+      const victimId = answering === '2' ? '3' : '2'
+      const procs = await app.list()
+      const victim = procs.find((p) => p.workerId === victimId)
+      assert.ok(victim)
+      const startedBefore = (await scrape(app, {}, agent)).started.get(victimId)
+      process.kill(victim.pid, 'SIGKILL')
+      const scrapes: Scrape[] = []
+      const back = await waitFor(`worker ${victimId}'s new process in the gather`, async () => {
+        const s = await scrape(app, {}, agent)
+        scrapes.push(s)
+        const started = s.started.get(victimId)
+        return s.up.get(victimId) === 1 && started !== startedBefore ? s : undefined
+      })
+      load.stop()
+      const tally = await load.done
+      t.diagnostic(`${scrapes.length} scrapes until back; load: ${describeTally(tally)}`)
+
+      for (const s of scrapes) {
+        assert.equal(s.expected, 5)
+        assert.deepEqual([...s.up.keys()].sort(), ALL)
+        // Whoever did not answer is reported down, never left out.
+        assert.equal([...s.up.values()].filter((v) => v === 1).length, s.answered)
+      }
+      assert.equal(back.answered, 5)
+      const after = await app.list()
+      for (const p of procs.filter((w) => w.workerId !== victimId)) {
+        assert.equal(after.find((w) => w.workerId === p.workerId)?.pid, p.pid)
+      }
+      // Only requests in flight on the killed worker's connections can fail: one per connection.
+      assert.equal(tally.non2xx, 0, describeTally(tally))
+      assert.ok(tally.errors + tally.unanswered <= CONNECTIONS, describeTally(tally))
+    } finally {
+      load.stop()
+      agent.destroy()
+    }
+  })
+
+  test('a hung worker (SIGSTOP): scrapes answer by the deadline without it', {
+    timeout: 120_000,
+  }, async () => {
+    const [victim] = (await app.list()).filter((p) => p.workerId === '3')
+    process.kill(victim.pid, 'SIGSTOP')
+    try {
+      let answered = 0
+      // Scrapes routed to the stopped worker itself cannot answer; the others must.
+      for (let i = 0; i < 12; i++) {
+        let s: Scrape
+        try {
+          s = await scrape(app)
+        } catch {
+          continue // the connection was handed to the stopped worker
+        }
+        answered++
+        assert.equal(s.expected, 5)
+        assert.equal(s.answered, 4)
+        assert.equal(s.up.get('3'), 0)
+      }
+      assert.ok(answered > 0)
+      // Prometheus' own deadline shortens the gather: half of a 0.4 s scrape timeout.
+      const tight = await waitFor('a scrape answered by a live worker', () =>
+        scrape(app, { 'X-Prometheus-Scrape-Timeout-Seconds': '0.4' }),
+      )
+      assert.equal(tight.timeoutSeconds, 0.2)
+      assert.equal(tight.up.get('3'), 0)
+    } finally {
+      process.kill(victim.pid, 'SIGCONT')
+    }
+    await waitFor('worker 3 answering again', async () => (await scrape(app)).up.get('3') === 1)
+  })
+})
+
+test('two PM2 apps on one host never answer for each other', { timeout: 120_000 }, async () => {
+  // Default socket directories: keyed by app name and port.
+  const a = await startPm2App({ instances: 2, name: 'alpha', env: { METRICS_SOCKET_DIR: '' } })
+  try {
+    const b = await startPm2App({ instances: 3, name: 'beta', env: { METRICS_SOCKET_DIR: '' } })
+    try {
+      for (let i = 0; i < 10; i++) await httpGet(`${a.baseUrl}/items/1`)
+      const fromA = (await httpGet(`${a.baseUrl}/metrics`)).body
+      const fromB = (await httpGet(`${b.baseUrl}/metrics`)).body
+      assert.match(fromA, /^cluster_metrics_workers_answered 2$/m)
+      assert.match(fromB, /^cluster_metrics_workers_answered 3$/m)
+      const itemsIn = (text: string) =>
+        text
+          .split('\n')
+          .filter((l) => l.startsWith('http_requests_total{method="GET",route="/items/:id"'))
+          .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
+      assert.equal(itemsIn(fromA), 10)
+      assert.equal(itemsIn(fromB), 0)
+    } finally {
+      await b.stop()
+      rmSync(socketDirFor(b.name, b.port), { recursive: true, force: true })
+    }
+  } finally {
+    await a.stop()
+    rmSync(socketDirFor(a.name, a.port), { recursive: true, force: true })
+  }
+})
