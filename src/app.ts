@@ -4,13 +4,10 @@
 // Tests build it and use inject; only server.ts listens.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Registry } from 'prom-client'
-import { ClusterView } from './cluster/cluster-view'
-import { renderRegistry } from './cluster/exposition'
-import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
 import { type Config, parseBuckets, resolveMetricsToken } from './config'
 import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
 import { resolveWorkerIdentity, type WorkerIdentity } from './lib/worker-identity'
-import metricsPlugin, { type MetricsCollector, metricsRoute } from './plugins/metrics'
+import metricsPlugin, { metricsRoute } from './plugins/metrics'
 import { createWorkerRegistry } from './plugins/metrics/http-metrics'
 import demoRoutes from './routes/demo'
 
@@ -47,22 +44,19 @@ export async function buildApp(
   const app = Fastify(serverOptions)
   rejectJunk(app)
 
-  const clusterView =
-    config.METRICS_CLUSTER && identity.clusterMode
-      ? createClusterView(app, config, identity, registry)
-      : undefined
-  const collect: MetricsCollector = clusterView
-    ? async (scrape) => (await clusterView.gather(scrape.format, scrape.scrapeTimeoutSeconds)).text
-    : (scrape) => renderRegistry(registry, scrape.format)
-
   const separatePort = config.METRICS_PORT !== undefined
   await app.register(metricsPlugin, {
     workerId,
     registry,
     buckets: parseBuckets(config.METRICS_BUCKETS),
     endpoint: separatePort ? false : '/metrics',
-    collect,
     token,
+    cluster: config.METRICS_CLUSTER &&
+      identity.clusterMode && {
+        key: `${identity.appName ?? 'app'}-${config.PORT}`,
+        socketDir: config.METRICS_SOCKET_DIR,
+        gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
+      },
   })
   await app.register(demoRoutes, { workerId, slowMaxMs: config.SLOW_MAX_MS })
 
@@ -71,7 +65,11 @@ export async function buildApp(
   if (separatePort) {
     metricsServer = Fastify(serverOptions)
     rejectJunk(metricsServer)
-    await metricsServer.register(metricsRoute, { path: '/metrics', collect, token })
+    await metricsServer.register(metricsRoute, {
+      path: '/metrics',
+      collect: app.metrics.collect,
+      token,
+    })
     const server = metricsServer
     app.addHook('onClose', async () => server.close())
   }
@@ -88,32 +86,4 @@ export async function listen(app: FastifyInstance, config: Config): Promise<void
       host: config.METRICS_HOST ?? config.HOST,
     })
   }
-}
-
-/** The cluster view, started before the app listens and closed after its last request. */
-function createClusterView(
-  app: FastifyInstance,
-  config: Config,
-  identity: WorkerIdentity,
-  registry: Registry,
-): ClusterView {
-  const appName = identity.appName ?? 'app'
-  const view = new ClusterView({
-    registry,
-    workerId: identity.workerId,
-    scope: `${appName}:${config.PORT}`,
-    gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
-    paths: createSocketPaths(config.METRICS_SOCKET_DIR ?? socketDirFor(appName, config.PORT)),
-    // A worker that missed a gather is logged by the worker that noticed.
-    onMissing: (workerIds, budgetMs) =>
-      app.log.warn({ missing: workerIds, budgetMs }, 'workers missing from the metrics gather'),
-    onError: (err) => app.log.warn({ err }, 'metrics socket error'),
-    log: {
-      info: (obj, msg) => app.log.info(obj, msg),
-      warn: (obj, msg) => app.log.warn(obj, msg),
-    },
-  })
-  app.addHook('onReady', async () => view.start())
-  app.addHook('onClose', async () => view.close())
-  return view
 }

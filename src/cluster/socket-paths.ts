@@ -27,14 +27,13 @@ export interface SocketPaths {
 }
 
 /**
- * The directory is keyed by app name and port so two PM2 apps, or two copies of one app on
- * different ports, never answer for each other. Under the shared temporary directory its
+ * The directory is keyed (by app name, and the service adds its port) so two PM2 apps, or two
+ * copies of one app, never answer for each other. Under the shared temporary directory its
  * parent, `pm2-metrics-<uid>`, is the service's own and is checked as well.
  */
-export function socketDirFor(appName: string, port: number, baseDir?: string): string {
-  const safeName = appName.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40) || 'app'
-  const base = baseDir ?? defaultBaseDir()
-  return join(base, `${safeName}-${port}`)
+export function socketDirFor(key: string, baseDir?: string): string {
+  const safeKey = key.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48) || 'app'
+  return join(baseDir ?? defaultBaseDir(), safeKey)
 }
 
 function defaultBaseDir(): string {

@@ -242,7 +242,7 @@ test('under the shared temporary directory, the service’s own parent is checke
   const previous = process.env.TMPDIR
   process.env.TMPDIR = shared
   try {
-    const dir = socketDirFor('webapp', 5077)
+    const dir = socketDirFor('webapp-5077')
     // Another user made the parent first.
     mkdirSync(join(dir, '..'), { mode: 0o777 })
     chmodSync(join(dir, '..'), 0o777)

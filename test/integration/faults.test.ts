@@ -157,10 +157,10 @@ test('two PM2 apps on one host never answer for each other', { timeout: 120_000 
       assert.equal(itemsIn(fromB), 0)
     } finally {
       await b.stop()
-      rmSync(socketDirFor(b.name, b.port), { recursive: true, force: true })
+      rmSync(socketDirFor(`${b.name}-${b.port}`), { recursive: true, force: true })
     }
   } finally {
     await a.stop()
-    rmSync(socketDirFor(a.name, a.port), { recursive: true, force: true })
+    rmSync(socketDirFor(`${a.name}-${a.port}`), { recursive: true, force: true })
   }
 })

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
 import { renderRegistry } from '../../cluster/exposition'
 import { resolveWorkerIdentity } from '../../lib/worker-identity'
+import { type ClusterOptions, clusterCollector } from './cluster'
 import {
   createHttpMetrics,
   createWorkerRegistry,
@@ -15,6 +16,7 @@ import {
 import { type MetricsCollector, metricsRoute } from './metrics-route'
 import { RouteRecorder } from './route-recorder'
 
+export type { ClusterOptions } from './cluster'
 export { type MetricsCollector, metricsRoute, type Scrape } from './metrics-route'
 export { CLIENT_CLOSED_STATUS } from './route-recorder'
 
@@ -34,7 +36,12 @@ export interface MetricsPluginOptions {
   endpoint?: string | false
   /** Measure the exposition route itself (default false). */
   measureEndpoint?: boolean
-  /** Replaces the exposition body (e.g. the cluster view); default: the registry's own text. */
+  /**
+   * The cluster view: /metrics answers with every PM2 worker of the app. On by default when PM2
+   * runs the app in cluster mode; `false` to serve this process alone.
+   */
+  cluster?: boolean | ClusterOptions
+  /** Replaces the exposition body entirely; default: this registry, or the cluster view. */
   collect?: MetricsCollector
   /** If set, GET /metrics requires `Authorization: Bearer <token>`. */
   token?: string
@@ -44,6 +51,8 @@ export interface MetricsDecorator {
   registry: Registry
   workerId: string
   http: HttpMetrics
+  /** What GET /metrics answers with, for a route of your own (e.g. on another port). */
+  collect: MetricsCollector
 }
 
 declare module 'fastify' {
@@ -57,7 +66,8 @@ declare module 'fastify' {
 }
 
 async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOptions) {
-  const workerId = options.workerId ?? resolveWorkerIdentity().workerId
+  const identity = resolveWorkerIdentity()
+  const workerId = options.workerId ?? identity.workerId
   const registry =
     options.registry ?? createWorkerRegistry(workerId, options.defaultMetrics ?? true)
   const http = createHttpMetrics(registry, validateBuckets(options.buckets ?? DEFAULT_BUCKETS))
@@ -66,7 +76,19 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
     throw new TypeError(`metrics endpoint must start with "/", got ${JSON.stringify(endpoint)}`)
   }
 
-  fastify.decorate('metrics', { registry, workerId, http })
+  const cluster = options.cluster ?? identity.clusterMode
+  const collect: MetricsCollector =
+    options.collect ??
+    (cluster === false
+      ? (scrape) => renderRegistry(registry, scrape.format)
+      : clusterCollector(
+          fastify,
+          registry,
+          workerId,
+          identity.appName,
+          cluster === true ? {} : cluster,
+        ))
+  fastify.decorate('metrics', { registry, workerId, http, collect })
 
   // Every measured route gets its own recorder and onResponse hook, added at registration.
   const recordersByRoute = new Map<string, RouteRecorder>()
@@ -114,7 +136,7 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   if (endpoint !== false) {
     await fastify.register(metricsRoute, {
       path: endpoint,
-      collect: options.collect ?? ((scrape) => renderRegistry(registry, scrape.format)),
+      collect,
       token: options.token,
       measure: options.measureEndpoint,
     })

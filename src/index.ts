@@ -1,0 +1,20 @@
+// The public entry point: the metrics plugin, with the cluster view it turns on under PM2's
+// cluster mode, for use in your own Fastify app.
+export {
+  CLIENT_CLOSED_STATUS,
+  type ClusterOptions,
+  default,
+  default as metricsPlugin,
+  type MetricsCollector,
+  type MetricsDecorator,
+  type MetricsPluginOptions,
+  metricsRoute,
+  type Scrape,
+  UNMATCHED_ROUTE,
+} from './plugins/metrics'
+export {
+  createHttpMetrics,
+  createWorkerRegistry,
+  DEFAULT_BUCKETS,
+  HTTP_LABEL_NAMES,
+} from './plugins/metrics/http-metrics'

@@ -1,0 +1,49 @@
+// Wires the cluster view into a Fastify app: created with the plugin's registry, started when
+// the app is ready (before it listens), closed after its last request so the counts are handed
+// to the worker's next process. The cluster code itself knows no Fastify.
+import type { FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import { ClusterView } from '../../cluster/cluster-view'
+import { createSocketPaths, socketDirFor } from '../../cluster/socket-paths'
+import type { MetricsCollector } from './metrics-route'
+
+export interface ClusterOptions {
+  /**
+   * Names the app's private socket directory and the scope of count handovers: workers with
+   * the same key on one host (and uid) gather each other. PM2's app name by default; set it
+   * when one host runs two copies of one app (the service uses `<app>-<port>`).
+   */
+  key?: string
+  /** The socket directory itself, instead of one derived from the key. */
+  socketDir?: string
+  /** Longest wait for the siblings of one scrape, in ms (default 1000). */
+  gatherTimeoutMs?: number
+}
+
+export function clusterCollector(
+  fastify: FastifyInstance,
+  registry: Registry,
+  workerId: string,
+  appName: string | undefined,
+  options: ClusterOptions,
+): MetricsCollector {
+  const key = options.key ?? appName ?? 'app'
+  const view = new ClusterView({
+    registry,
+    workerId,
+    scope: key,
+    gatherTimeoutMs: options.gatherTimeoutMs ?? 1000,
+    paths: createSocketPaths(options.socketDir ?? socketDirFor(key)),
+    // A worker that missed a gather is logged by the worker that noticed.
+    onMissing: (workerIds, budgetMs) =>
+      fastify.log.warn({ missing: workerIds, budgetMs }, 'workers missing from the metrics gather'),
+    onError: (err) => fastify.log.warn({ err }, 'metrics socket error'),
+    log: {
+      info: (obj, msg) => fastify.log.info(obj, msg),
+      warn: (obj, msg) => fastify.log.warn(obj, msg),
+    },
+  })
+  fastify.addHook('onReady', async () => view.start())
+  fastify.addHook('onClose', async () => view.close())
+  return async (scrape) => (await view.gather(scrape.format, scrape.scrapeTimeoutSeconds)).text
+}
