@@ -1,13 +1,16 @@
 # The service as a container image: TypeScript built with dev dependencies in one stage,
 # production dependencies installed in another, and a slim runtime that runs the PM2
 # ecosystem file in the foreground (pm2-runtime) as the unprivileged `node` user.
-# Node 20 on Debian bookworm (glibc: the toolchain's native binaries need it).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# Node 24 (the current LTS, the same major as `engines` and the dev dependency `node` that runs the
+# tests) on Debian 13 trixie (glibc: the toolchain's native binaries need it).
+ARG NODE_IMAGE=node:24.21.0-trixie-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-fund --no-audit
+# No install scripts: the image has its own Node 24, so the `node` dev dependency's download
+# (its preinstall) is not needed, and `prepare` would build before the sources are copied.
+RUN npm ci --no-fund --no-audit --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -15,7 +18,7 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-fund --no-audit && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-fund --no-audit && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
