@@ -30,10 +30,13 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ecosystem.config.js ./
+COPY scripts/container-start.sh ./scripts/
 USER node
 EXPOSE 5000
 # Node's own fetch: the slim image has neither curl nor wget.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||5000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# pm2-runtime stays in the foreground, forwards SIGTERM/SIGINT to the workers and exits with them.
-CMD ["node_modules/.bin/pm2-runtime", "start", "ecosystem.config.js"]
+# Checks the configuration (non-zero exit naming the variable), then execs pm2-runtime, which stays
+# in the foreground, forwards SIGTERM/SIGINT to the workers and exits with them; it exits non-zero
+# once PM2 gave up on every worker (max_restarts), e.g. when the port is taken.
+CMD ["scripts/container-start.sh"]

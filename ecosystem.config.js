@@ -36,6 +36,12 @@ if (require('node:fs').existsSync(builtConfig)) {
   resolveMetricsToken(loadConfig())
 }
 
+// Under pm2-runtime (the container's command, `npm run start:foreground`) every line already goes
+// to its stdout/stderr, where Docker or systemd collects it: PM2's own files would be a second,
+// never-rotated copy. A background `pm2 start` keeps them, for `pm2 logs`.
+const inForeground = require('node:path').basename(process.argv[1] ?? '') === 'pm2-runtime'
+const logFiles = inForeground ? { out_file: '/dev/null', error_file: '/dev/null' } : {}
+
 module.exports = {
   apps: [
     {
@@ -51,7 +57,13 @@ module.exports = {
       kill_timeout: 6000,
       max_memory_restart: '512M',
       exp_backoff_restart_delay: 100,
+      // A worker that dies within 10 s of its start is failing at start (port taken, socket
+      // directory unusable): after 5 such restarts PM2 stops it (status errored) instead of
+      // looping; pm2-runtime then exits non-zero and `npm start` reports the worker's error.
+      min_uptime: 10000,
+      max_restarts: 5,
       merge_logs: true,
+      ...logFiles,
       env: {
         NODE_ENV: 'production',
       },

@@ -30,6 +30,8 @@ async function main(): Promise<void> {
   // A worker that missed a gather is logged by the worker that noticed.
   const log = { warn: (obj: object, msg: string) => app.log.warn(obj, msg) }
 
+  const socketDir =
+    config.METRICS_SOCKET_DIR ?? socketDirFor(identity.appName ?? 'app', config.PORT)
   const clusterView =
     config.METRICS_CLUSTER && identity.clusterMode
       ? new ClusterView({
@@ -37,9 +39,7 @@ async function main(): Promise<void> {
           workerId: identity.workerId,
           instances: identity.instances,
           gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
-          paths: createSocketPaths(
-            config.METRICS_SOCKET_DIR ?? socketDirFor(identity.appName ?? 'app', config.PORT),
-          ),
+          paths: startupStep('METRICS_SOCKET_DIR', socketDir, () => createSocketPaths(socketDir)),
           onMissing: (workerIds, budgetMs) =>
             log.warn({ missing: workerIds, budgetMs }, 'workers missing from the metrics gather'),
           onError: (err) => log.warn({ err }, 'metrics snapshot server error'),
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   if (metricsApp) rejectJunk(metricsApp)
 
   if (clusterView) {
-    await clusterView.start()
+    await startupStep('METRICS_SOCKET_DIR', socketDir, () => clusterView.start())
     app.addHook('onClose', async () => clusterView.close())
   }
 
@@ -90,12 +90,33 @@ async function main(): Promise<void> {
     await Promise.all([app.close(), metricsApp?.close()])
   })
 
-  await app.listen({ port: config.PORT, host: config.HOST })
+  await startupStep('PORT', `${config.HOST}:${config.PORT}`, () =>
+    app.listen({ port: config.PORT, host: config.HOST }),
+  )
   if (metricsApp && config.METRICS_PORT !== undefined) {
-    await metricsApp.listen({ port: config.METRICS_PORT, host: config.METRICS_HOST ?? config.HOST })
+    const host = config.METRICS_HOST ?? config.HOST
+    await startupStep('METRICS_PORT', `${host}:${config.METRICS_PORT}`, () =>
+      metricsApp.listen({ port: config.METRICS_PORT, host }),
+    )
   }
   // PM2's wait_ready: the worker takes traffic only once it really listens.
   process.send?.('ready')
+}
+
+/**
+ * Runs a start-up step that depends on one setting; its failure (port taken, socket directory
+ * unusable) becomes a ConfigError naming that variable, so PM2's error log says what to fix.
+ */
+function startupStep<T>(variable: string, value: string, step: () => T): T {
+  const fail = (err: unknown): never => {
+    throw new ConfigError(`cannot start: ${variable} (${value}): ${(err as Error).message}`)
+  }
+  try {
+    const result = step()
+    return (result instanceof Promise ? result.catch(fail) : result) as T
+  } catch (err) {
+    return fail(err)
+  }
 }
 
 /** A server with GET /metrics only, for METRICS_PORT: the plugin's own handler, token included. */

@@ -135,11 +135,12 @@ test('the Dockerfile is multi-stage on a pinned Node image and runs pm2-runtime 
   assert.ok(health && /\/health/.test(health.args), 'HEALTHCHECK on /health')
   const cmd = runtime.find((i) => i.keyword === 'CMD')
   assert.ok(cmd)
-  assert.deepEqual(execForm(cmd.args), [
-    'node_modules/.bin/pm2-runtime',
-    'start',
-    'ecosystem.config.js',
-  ])
+  assert.deepEqual(execForm(cmd.args), ['scripts/container-start.sh'])
+  // The entry script ends by becoming pm2-runtime on the ecosystem file.
+  assert.match(
+    readFileSync(join(ROOT, 'scripts', 'container-start.sh'), 'utf8'),
+    /^exec node_modules\/\.bin\/pm2-runtime start ecosystem\.config\.js "\$@"$/m,
+  )
 })
 
 test('the runtime needs only production dependencies', () => {
