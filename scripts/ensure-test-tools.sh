@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs before `npm test`: the tests use real Prometheus and promtool (Debian's `prometheus`
 # package) and Debian's `docker-compose` (offline validation of the compose files, and its
-# python3-yaml for reading YAML). Installs what is missing with apt-get when run as root;
+# python3-yaml for reading YAML), and Alertmanager with amtool (Debian's prometheus-alertmanager).
+# Installs what is missing with apt-get when run as root;
 # otherwise says what to install and stops.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -62,7 +62,11 @@ async function main(): Promise<void> {
     metricsToken,
     metricsEndpoint: separateMetricsPort ? false : '/metrics',
     collectMetrics,
-    fastify: { logger, ...hardenedServerOptions(config) },
+    fastify: {
+      logger,
+      disableRequestLogging: !config.LOG_REQUESTS,
+      ...hardenedServerOptions(config),
+    },
   })
   rejectJunk(app)
 
@@ -72,7 +76,7 @@ async function main(): Promise<void> {
         collectMetrics ?? (() => registry.metrics()),
         registry.contentType,
         metricsToken,
-        { logger, ...hardenedServerOptions(config) },
+        { logger, disableRequestLogging: !config.LOG_REQUESTS, ...hardenedServerOptions(config) },
       )
     : undefined
   if (metricsApp) rejectJunk(metricsApp)
