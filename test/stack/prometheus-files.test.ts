@@ -71,7 +71,7 @@ test('the scrape config: 5 s default interval, the service found by DNS, itself 
   assert.deepEqual(jobs.webapp.dns_sd_configs?.[0], {
     names: ['webapp'],
     type: 'A',
-    port: 5000,
+    port: 9464,
     refresh_interval: '15s',
   })
 })
