@@ -30,11 +30,26 @@ const env = (() => {
 // The service's own settings (PORT, METRICS_*, ...) are checked here as well, once built, so
 // `pm2 start` fails at once naming the variable instead of PM2 restarting workers that cannot
 // start.
-const builtConfig = require('node:path').join(__dirname, 'dist', 'config.js')
-if (require('node:fs').existsSync(builtConfig)) {
-  const { loadConfig, resolveMetricsToken } = require(builtConfig)
+const built = (file) => require('node:path').join(__dirname, 'dist', file)
+if (require('node:fs').existsSync(built('config.js'))) {
+  const { loadConfig, resolveMetricsToken } = require(built('config.js'))
   resolveMetricsToken(loadConfig())
 }
+
+// 'max' / 0 mean one worker per CPU, -N that many fewer. PM2 counts os.cpus(), the host's cores, even in a container
+// limited to fewer: count the CPUs the cgroup quota allows instead (the workers do the same).
+function instancesFor(value) {
+  if (value !== 'max' && value > 0) return value
+  if (!require('node:fs').existsSync(built('lib/cpu-quota.js'))) return value
+  const cpus = require(built('lib/cpu-quota.js')).usableCpus()
+  return value === 'max' || value === 0 ? cpus : Math.max(1, cpus + value)
+}
+
+// Under pm2-runtime (the container's command, `npm run start:foreground`) every line already goes
+// to its stdout/stderr, where Docker or systemd collects it: PM2's own files would be a second,
+// never-rotated copy. A background `pm2 start` keeps them, for `pm2 logs`.
+const inForeground = require('node:path').basename(process.argv[1] ?? '') === 'pm2-runtime'
+const logFiles = inForeground ? { out_file: '/dev/null', error_file: '/dev/null' } : {}
 
 module.exports = {
   apps: [
@@ -42,16 +57,24 @@ module.exports = {
       name: env.APP_NAME,
       script: './dist/server.js',
       exec_mode: 'cluster',
-      instances: env.INSTANCES,
+      instances: instancesFor(env.INSTANCES),
       // The worker calls process.send('ready') once it listens: reloads wait for it, so
       // `pm2 reload` swaps workers one by one without dropping a connection.
       wait_ready: true,
       listen_timeout: 10000,
       // SIGINT first; the app drains in-flight requests within 4 s, then PM2 may SIGKILL.
       kill_timeout: 6000,
-      max_memory_restart: '512M',
+      // ~1.75x a worker's measured RSS under load (docs/operations.md); 5 of them fit the compose
+      // memory limit with the daemon.
+      max_memory_restart: '180M',
       exp_backoff_restart_delay: 100,
+      // A worker that dies within 10 s of its start is failing at start (port taken, socket
+      // directory unusable): after 5 such restarts PM2 stops it (status errored) instead of
+      // looping; pm2-runtime then exits non-zero and `npm start` reports the worker's error.
+      min_uptime: 10000,
+      max_restarts: 5,
       merge_logs: true,
+      ...logFiles,
       env: {
         NODE_ENV: 'production',
       },

@@ -4,7 +4,8 @@
 // Tests build it and use inject; only server.ts listens.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Registry } from 'prom-client'
-import { type Config, parseBuckets, resolveMetricsToken } from './config'
+import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
+import { type Config, ConfigError, parseBuckets, resolveMetricsToken } from './config'
 import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
 import { resolveWorkerIdentity, type WorkerIdentity } from './lib/worker-identity'
 import metricsPlugin, { metricsRoute } from './plugins/metrics'
@@ -37,12 +38,22 @@ export async function buildApp(
     level: config.LOG_LEVEL,
     base: { pid: process.pid, worker_id: workerId },
   }
-  const serverOptions = { logger, ...hardenedServerOptions(config) }
+  const serverOptions = {
+    logger,
+    disableRequestLogging: !config.LOG_REQUESTS,
+    ...hardenedServerOptions(config),
+  }
   const registry = options.registry ?? createWorkerRegistry(workerId)
   const token = resolveMetricsToken(config)
 
   const app = Fastify(serverOptions)
   rejectJunk(app)
+
+  const clusterKey = `${identity.appName ?? 'app'}-${config.PORT}`
+  const socketDir = config.METRICS_SOCKET_DIR ?? socketDirFor(clusterKey)
+  const cluster = config.METRICS_CLUSTER && identity.clusterMode
+  // Checked here first, so that a directory that cannot serve names the variable to fix.
+  if (cluster) startupStep('METRICS_SOCKET_DIR', socketDir, () => createSocketPaths(socketDir))
 
   const separatePort = config.METRICS_PORT !== undefined
   await app.register(metricsPlugin, {
@@ -51,12 +62,11 @@ export async function buildApp(
     buckets: parseBuckets(config.METRICS_BUCKETS),
     endpoint: separatePort ? false : '/metrics',
     token,
-    cluster: config.METRICS_CLUSTER &&
-      identity.clusterMode && {
-        key: `${identity.appName ?? 'app'}-${config.PORT}`,
-        socketDir: config.METRICS_SOCKET_DIR,
-        gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
-      },
+    cluster: cluster && {
+      key: clusterKey,
+      socketDir,
+      gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
+    },
   })
   await app.register(demoRoutes, { workerId, slowMaxMs: config.SLOW_MAX_MS })
 
@@ -77,13 +87,35 @@ export async function buildApp(
   return app
 }
 
-/** Listens on PORT, and on METRICS_PORT when /metrics has its own server. */
+/**
+ * Starts the app (the cluster view's socket included) and listens on PORT, and on METRICS_PORT
+ * when /metrics has its own server. A failure names the variable that decides it.
+ */
 export async function listen(app: FastifyInstance, config: Config): Promise<void> {
-  await app.listen({ port: config.PORT, host: config.HOST })
-  if (app.metricsServer !== null && config.METRICS_PORT !== undefined) {
-    await app.metricsServer.listen({
-      port: config.METRICS_PORT,
-      host: config.METRICS_HOST ?? config.HOST,
-    })
+  await startupStep('METRICS_SOCKET_DIR', config.METRICS_SOCKET_DIR ?? 'default', () => app.ready())
+  await startupStep('PORT', `${config.HOST}:${config.PORT}`, () =>
+    app.listen({ port: config.PORT, host: config.HOST }),
+  )
+  const { metricsServer } = app
+  if (metricsServer !== null && config.METRICS_PORT !== undefined) {
+    const host = config.METRICS_HOST ?? config.HOST
+    const port = config.METRICS_PORT
+    await startupStep('METRICS_PORT', `${host}:${port}`, () => metricsServer.listen({ port, host }))
+  }
+}
+
+/**
+ * Runs a start-up step that depends on one setting; its failure (port taken, socket directory
+ * unusable) becomes a ConfigError naming that variable, so PM2's error log says what to fix.
+ */
+function startupStep<T>(variable: string, value: string, step: () => T): T {
+  const fail = (err: unknown): never => {
+    throw new ConfigError(`cannot start: ${variable} (${value}): ${(err as Error).message}`)
+  }
+  try {
+    const result = step()
+    return (result instanceof Promise ? result.catch(fail) : result) as T
+  } catch (err) {
+    return fail(err)
   }
 }

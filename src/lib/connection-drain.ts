@@ -7,7 +7,9 @@
 //    that exchange and opens its next request elsewhere: no race for busy connections;
 //  - a connection with nothing in flight and no bytes moved for a whole check interval is
 //    closed: it is idle, and a client that still holds it would reconnect.
-// What is left at the deadline is Fastify's to close.
+// At the deadline every connection without a request in flight is closed, including one whose
+// client is still sending its headers slowly (it would hold the server open until the header
+// timeout, beyond the shutdown grace). Requests in flight are Fastify's to finish.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { Server as NetServer, type Socket } from 'node:net'
 
@@ -49,8 +51,14 @@ export class ConnectionDrain {
       }
     }
     const interval = setInterval(closeIdle, this.idleCheckMs)
+    const closeAllWithoutRequest = () => {
+      for (const [socket, requests] of this.inFlight) if (requests === 0) socket.destroy()
+    }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs)
+      const timer = setTimeout(() => {
+        closeAllWithoutRequest()
+        resolve()
+      }, timeoutMs)
       // The plain net.Server close: stop listening, keep the open connections for now.
       NetServer.prototype.close.call(this.server, () => {
         clearTimeout(timer)

@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os'
 import { ConfigError } from '../config'
+import { usableCpus } from './cpu-quota'
 
 // Who this process is inside a PM2 app: its worker id, its app name, how many siblings it has.
 // PM2 copies the app's settings into every worker's environment (`name`, `instances`,
@@ -42,10 +42,11 @@ export function resolveWorkerIdentity(env: NodeJS.ProcessEnv = process.env): Wor
   }
 }
 
-// PM2 accepts `instances` as a number, 0 / -1 / 'max' meaning "one per CPU" (minus one for -1).
+// PM2 accepts `instances` as a number, 0 / -1 / 'max' meaning "one per CPU" (minus one for -1);
+// "per CPU" counts the CPUs the container's quota allows, as ecosystem.config.js does.
 function parseInstances(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined
-  const cpus = availableParallelism()
+  const cpus = usableCpus()
   if (value === 'max' || value === '0') return cpus
   const n = Number(value)
   if (!Number.isInteger(n)) return undefined

@@ -1,14 +1,16 @@
 // Drill: bad configuration. Each invalid environment value stops the service at start with a
-// message naming the variable and a non-zero exit: the built server run directly, and
-// `pm2 start` of the ecosystem file (which checks the same settings before starting workers).
+// message naming the variable and a non-zero exit: the built server run directly, `pm2 start` of
+// the ecosystem file (which checks the same settings before starting workers), the image's
+// command, and `npm start` when the workers cannot come online.
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { freePort, httpGet, waitFor } from '../helpers/net'
-import { killAll, ROOT } from '../helpers/pm2'
+import { isAlive, killAll, ROOT } from '../helpers/pm2'
 
 const dir = mkdtempSync(join(tmpdir(), 'bad-config-'))
 const shortTokenFile = join(dir, 'short-token')
@@ -132,5 +134,150 @@ test('pm2 start refuses a bad INSTANCES or PORT, naming the variable', async (t)
     t.diagnostic(`${JSON.stringify(extra)} -> pm2 exit ${result.code}: ${line}`)
     assert.notEqual(result.code, 0)
     assert.match(line ?? '', new RegExp(`\\b${variable}\\b`), result.output)
+  }
+})
+
+// ---- The image's command (scripts/container-start.sh, then pm2-runtime) and `npm start` ----
+
+interface Exit {
+  code: number | null
+  output: string
+}
+
+/** Runs a command to its end (bounded), with its stdout and stderr together. */
+function runToExit(command: string, args: string[], environment: Record<string, string>) {
+  return new Promise<Exit>((resolve) => {
+    const child = spawn(command, args, { cwd: ROOT, env: environment, stdio: 'pipe' })
+    started.push(child)
+    let output = ''
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString()
+    }
+    child.stdout?.on('data', collect)
+    child.stderr?.on('data', collect)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, output })
+    })
+  })
+}
+
+/** A loopback port some other process already listens on. */
+async function takenPort(): Promise<{ port: number; release: () => Promise<void> }> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return { port, release: () => new Promise((resolve) => server.close(() => resolve())) }
+}
+
+/** Children of the PM2 daemon of this PM2_HOME that are still alive (workers left behind). */
+function daemonChildren(home: string): number[] {
+  let daemon: number
+  try {
+    daemon = Number(readFileSync(join(home, 'pm2.pid'), 'utf8').trim())
+  } catch {
+    return []
+  }
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === daemon
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+    .filter(isAlive)
+}
+
+async function killDaemon(home: string) {
+  try {
+    await killAll([Number(readFileSync(join(home, 'pm2.pid'), 'utf8'))])
+  } catch {
+    // no daemon was left
+  }
+}
+
+const CONTAINER_START = join(ROOT, 'scripts', 'container-start.sh')
+
+test("the image's command exits 78 on a bad configuration, naming the variable", async (t) => {
+  for (const [variable, extra] of [
+    ['PORT', { PORT: 'notaport' }],
+    ['INSTANCES', { INSTANCES: 'many' }],
+    ['METRICS_TOKEN_FILE', { METRICS_TOKEN_FILE: join(dir, 'missing') }],
+  ] as Array<[string, Record<string, string>]>) {
+    const home = mkdtempSync(join(tmpdir(), 'pm2-runtime-bad-'))
+    const result = await runToExit(CONTAINER_START, [], env({ PM2_HOME: home, ...extra }))
+    rmSync(home, { recursive: true, force: true })
+    t.diagnostic(`${JSON.stringify(extra)} -> exit ${result.code}: ${result.output.trim()}`)
+    assert.equal(result.code, 78)
+    assert.match(result.output, new RegExp(`\\b${variable}\\b`))
+  }
+})
+
+test("the image's command exits non-zero when no worker can take the port", async () => {
+  const { port, release } = await takenPort()
+  const home = mkdtempSync(join(tmpdir(), 'pm2-runtime-port-'))
+  try {
+    const result = await runToExit(
+      CONTAINER_START,
+      [],
+      env({
+        PM2_HOME: home,
+        PORT: String(port),
+        INSTANCES: '2',
+        METRICS_SOCKET_DIR: join(home, 'sock'),
+      }),
+    )
+    assert.notEqual(result.code, 0, result.output)
+    assert.notEqual(result.code, null, 'pm2-runtime did not stop by itself')
+    assert.match(result.output, new RegExp(`cannot start: PORT \\(127\\.0\\.0\\.1:${port}\\)`))
+    // pm2-runtime writes no log files of its own: everything went to its stdout/stderr.
+    const logs = join(home, 'logs')
+    assert.deepEqual(existsSync(logs) ? readdirSync(logs) : [], [])
+  } finally {
+    await release()
+    rmSync(home, { recursive: true, force: true })
+  }
+})
+
+test('npm start exits 1 naming the variable when workers cannot start, leaving no worker', async (t) => {
+  const { port, release } = await takenPort()
+  const notADir = join(dir, 'not-a-directory')
+  writeFileSync(notADir, '')
+  try {
+    for (const [variable, extra] of [
+      ['PORT', { PORT: String(port) }],
+      ['METRICS_SOCKET_DIR', { PORT: String(await freePort()), METRICS_SOCKET_DIR: notADir }],
+    ] as Array<[string, Record<string, string>]>) {
+      const home = mkdtempSync(join(tmpdir(), 'pm2-start-'))
+      try {
+        const result = await runToExit(
+          process.execPath,
+          [join(ROOT, 'scripts', 'start.js')],
+          env({
+            PM2_HOME: home,
+            APP_NAME: 'start-fails',
+            INSTANCES: '2',
+            METRICS_SOCKET_DIR: join(home, 'sock'),
+            ...extra,
+          }),
+        )
+        const reason = result.output.split('\n').find((l) => l.startsWith('cannot start:'))
+        t.diagnostic(`${JSON.stringify(extra)} -> exit ${result.code}: ${reason}`)
+        assert.equal(result.code, 1, result.output)
+        assert.match(reason ?? '', new RegExp(`^cannot start: ${variable} `), result.output)
+        assert.match(result.output, /start-fails: 2 of 2 workers could not start/)
+        assert.deepEqual(daemonChildren(home), [], 'a worker was left running')
+      } finally {
+        await killDaemon(home)
+        rmSync(home, { recursive: true, force: true })
+      }
+    }
+  } finally {
+    await release()
   }
 })

@@ -10,7 +10,7 @@ import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { freePort, httpGet, waitFor } from '../helpers/net'
 import { isAlive, killAll } from '../helpers/pm2'
-import { PROMTOOL_BIN, parseYaml, ROOT, runCommand } from './stack'
+import { PROMTOOL_BIN, parseYaml, ROOT, readYaml, runCommand } from './stack'
 
 // ---- Dockerfile ----
 
@@ -135,11 +135,12 @@ test('the Dockerfile is multi-stage on a pinned Node image and runs pm2-runtime 
   assert.ok(health && /\/health/.test(health.args), 'HEALTHCHECK on /health')
   const cmd = runtime.find((i) => i.keyword === 'CMD')
   assert.ok(cmd)
-  assert.deepEqual(execForm(cmd.args), [
-    'node_modules/.bin/pm2-runtime',
-    'start',
-    'ecosystem.config.js',
-  ])
+  assert.deepEqual(execForm(cmd.args), ['scripts/container-start.sh'])
+  // The entry script ends by becoming pm2-runtime on the ecosystem file.
+  assert.match(
+    readFileSync(join(ROOT, 'scripts', 'container-start.sh'), 'utf8'),
+    /^exec node_modules\/\.bin\/pm2-runtime start ecosystem\.config\.js "\$@"$/m,
+  )
 })
 
 test('the runtime needs only production dependencies', () => {
@@ -254,24 +255,31 @@ test("the image's command and health check run the real service, which stops on 
 interface ComposeService {
   image?: string
   build?: { context: string; dockerfile: string }
-  ports?: Array<{ published: number | string; target: number }>
+  ports?: Array<string | { published: number | string; target: number; host_ip?: string }>
   volumes?: Array<{ type: string; source: string; target: string; read_only?: boolean }>
   environment?: Record<string, string>
   healthcheck?: { test: string[] }
   depends_on?: Record<string, { condition: string }>
   command?: string[]
+  secrets?: Array<{ source: string }>
+  logging?: { driver: string; options?: Record<string, string> }
+  deploy?: { resources?: { limits?: { cpus?: string | number; memory?: string } } }
 }
 
-const compose = (env: NodeJS.ProcessEnv) =>
-  runCommand('docker-compose', ['-f', join(ROOT, 'docker-compose.yml'), 'config'], {
+interface ComposeFile {
+  services: Record<string, ComposeService>
+  volumes: Record<string, unknown>
+  secrets: Record<string, { file: string }>
+}
+
+/** `docker-compose config` with only PATH and HOME (and `env`): no password anywhere. */
+const compose = (env: NodeJS.ProcessEnv = {}, ...args: string[]) =>
+  runCommand('docker-compose', ['-f', join(ROOT, 'docker-compose.yml'), 'config', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
   })
 
-function composeConfig(): {
-  services: Record<string, ComposeService>
-  volumes: Record<string, unknown>
-} {
-  const result = compose({ GRAFANA_ADMIN_PASSWORD: 'not-the-default-1' })
+function composeConfig(env: NodeJS.ProcessEnv = {}): ComposeFile {
+  const result = compose(env)
   assert.equal(result.code, 0, result.stderr)
   return parseYaml(result.stdout)
 }
@@ -290,37 +298,55 @@ function volumesOf(service: ComposeService) {
   })
 }
 
-test('docker-compose config -q accepts the file, and refuses it without an admin password', () => {
-  const ok = runCommand(
-    'docker-compose',
-    ['-f', join(ROOT, 'docker-compose.yml'), 'config', '-q'],
-    {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        GRAFANA_ADMIN_PASSWORD: 'x-password-1',
-      },
-    },
+/** Published ports as host address, host port(s) and container port, short or long syntax. */
+function portsOf(service: ComposeService) {
+  return (service.ports ?? []).map((p) => {
+    if (typeof p !== 'string') {
+      return { hostIp: p.host_ip ?? '', published: String(p.published), target: p.target }
+    }
+    const parts = p.replace(/\/\w+$/, '').split(':')
+    const target = Number(parts.pop())
+    const published = parts.pop() ?? ''
+    return { hostIp: parts.pop() ?? '', published, target }
+  })
+}
+
+test('every compose command but `up` works with no password set; Grafana reads it from a secret', () => {
+  const quiet = compose({}, '-q')
+  assert.equal(quiet.code, 0, quiet.stderr)
+  const { services, secrets } = composeConfig()
+  const grafana = services.grafana
+  assert.equal(grafana.environment?.GF_SECURITY_ADMIN_PASSWORD, undefined)
+  assert.equal(
+    grafana.environment?.GF_SECURITY_ADMIN_PASSWORD__FILE,
+    '/run/secrets/grafana_admin_password',
   )
-  assert.equal(ok.code, 0, ok.stderr)
-  const missing = compose({})
-  assert.notEqual(missing.code, 0)
-  assert.match(missing.stderr, /GRAFANA_ADMIN_PASSWORD/)
+  assert.deepEqual(
+    grafana.secrets?.map((s) => s.source),
+    ['grafana_admin_password'],
+  )
+  // The secret file is git-ignored (secrets/), and so is .env, where people put variables.
+  assert.equal(secrets.grafana_admin_password.file, join(ROOT, 'secrets', 'grafana_admin_password'))
+  const ignored = readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n')
+  for (const entry of ['secrets/', '.env']) assert.ok(ignored.includes(entry), entry)
+  const moved = composeConfig({ GRAFANA_ADMIN_PASSWORD_FILE: '/etc/stack/grafana-password' })
+  assert.equal(moved.secrets.grafana_admin_password.file, '/etc/stack/grafana-password')
 })
 
 test('compose: pinned images, read-only config, named data volumes, health checks, start order', () => {
   const { services, volumes } = composeConfig()
-  assert.deepEqual(Object.keys(services).sort(), ['grafana', 'prometheus', 'webapp'])
+  assert.deepEqual(Object.keys(services).sort(), [
+    'alertmanager',
+    'grafana',
+    'prometheus',
+    'webapp',
+  ])
   assert.equal(services.webapp.build?.dockerfile, 'Dockerfile')
   assert.match(services.prometheus.image ?? '', /^prom\/prometheus:v\d+\.\d+\.\d+$/)
+  assert.match(services.alertmanager.image ?? '', /^prom\/alertmanager:v\d+\.\d+\.\d+$/)
   assert.match(services.grafana.image ?? '', /^grafana\/grafana:\d+\.\d+\.\d+$/)
 
-  const published = (name: string) => (services[name].ports ?? []).map((p) => String(p.published))
-  assert.ok(published('webapp')[0]?.startsWith('5000'), `webapp ports ${published('webapp')}`)
-  assert.deepEqual(published('prometheus'), ['9090'])
-  assert.deepEqual(published('grafana'), ['3000'])
-
-  for (const name of ['prometheus', 'grafana']) {
+  for (const name of ['prometheus', 'alertmanager', 'grafana']) {
     for (const volume of volumesOf(services[name])) {
       if (volume.type === 'bind')
         assert.equal(volume.read_only, true, `${name}: ${volume.target} not ro`)
@@ -331,15 +357,87 @@ test('compose: pinned images, read-only config, named data volumes, health check
     volumesOf(services.prometheus).some((v) => v.target === '/prometheus' && v.type === 'volume'),
   )
   assert.ok(
+    volumesOf(services.alertmanager).some(
+      (v) => v.target === '/alertmanager' && v.type === 'volume',
+    ),
+  )
+  assert.ok(
     volumesOf(services.grafana).some((v) => v.target === '/var/lib/grafana' && v.type === 'volume'),
   )
   for (const name of Object.keys(services)) assert.ok(services[name].healthcheck?.test.length, name)
   assert.equal(services.grafana.depends_on?.prometheus.condition, 'service_healthy')
   assert.ok(services.prometheus.depends_on?.webapp)
+  assert.ok(services.prometheus.depends_on?.alertmanager)
 
   const grafanaEnv = services.grafana.environment ?? {}
-  assert.equal(grafanaEnv.GF_SECURITY_ADMIN_PASSWORD, 'not-the-default-1')
   assert.equal(grafanaEnv.GF_USERS_ALLOW_SIGN_UP, 'false')
+})
+
+test('published ports bind 127.0.0.1 unless BIND_ADDRESS says otherwise; /metrics is not published', () => {
+  const expected: Record<string, Array<[string, number]>> = {
+    webapp: [['5000-5009', 5000]],
+    prometheus: [['9090', 9090]],
+    alertmanager: [['9093', 9093]],
+    grafana: [['3000', 3000]],
+  }
+  for (const [bind, hostIp] of [
+    [undefined, '127.0.0.1'],
+    ['0.0.0.0', '0.0.0.0'],
+  ] as const) {
+    const { services } = composeConfig(bind ? { BIND_ADDRESS: bind } : {})
+    for (const [name, ports] of Object.entries(expected)) {
+      assert.deepEqual(
+        portsOf(services[name]).map((p) => [p.hostIp, p.published, p.target]),
+        ports.map(([published, target]) => [hostIp, published, target]),
+        name,
+      )
+    }
+  }
+  // The service serves /metrics on METRICS_PORT only, which Prometheus scrapes over the compose
+  // network (prometheus.yml's DNS discovery port) and no port mapping exposes.
+  const { services } = composeConfig()
+  const metricsPort = Number(services.webapp.environment?.METRICS_PORT)
+  assert.ok(metricsPort > 0)
+  assert.notEqual(metricsPort, 5000)
+  assert.ok(!portsOf(services.webapp).some((p) => p.target === metricsPort))
+  const prometheusYml = readYaml<{
+    scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ port: number }> }>
+  }>(join(ROOT, 'prometheus', 'prometheus.yml'))
+  const webappJob = prometheusYml.scrape_configs.find((job) => job.job_name === 'webapp')
+  assert.equal(webappJob?.dns_sd_configs?.[0].port, metricsPort)
+})
+
+test("every service's Docker logs rotate, and the webapp's limits hold its measured memory", () => {
+  const { services } = composeConfig()
+  for (const [name, service] of Object.entries(services)) {
+    assert.equal(service.logging?.driver, 'local', name)
+    assert.ok(service.logging?.options?.['max-size'], `${name}: max-size`)
+    assert.ok(Number(service.logging?.options?.['max-file']) >= 1, `${name}: max-file`)
+  }
+  const limits = services.webapp.deploy?.resources?.limits
+  assert.ok(Number(limits?.cpus) >= 1, 'a CPU limit')
+  const mib = (value: string) => {
+    const match = /^(\d+(?:\.\d+)?)\s*([KMG])i?B?$/i.exec(value.trim())
+    assert.ok(match, value)
+    return Number(match[1]) * { K: 1 / 1024, M: 1, G: 1024 }[match[2].toUpperCase() as 'K']
+  }
+  const memoryLimit = mib(String(limits?.memory))
+  // Figures from scripts/measure-rss.ts (real PM2, 5 workers, under load): the limit holds the
+  // daemon plus 5 workers at PM2's restart ceiling, and that ceiling is above a worker's peak.
+  const measured = JSON.parse(readFileSync(join(ROOT, 'docs', 'rss-measurement.json'), 'utf8')) as {
+    loaded: { daemon: { peakMiB: number }; workers: Array<{ peakMiB: number }> }
+  }
+  const restartAt = mib(
+    (require(join(ROOT, 'ecosystem.config.js')) as { apps: Array<{ max_memory_restart: string }> })
+      .apps[0].max_memory_restart,
+  )
+  const workers = Number(services.webapp.environment?.INSTANCES)
+  assert.equal(workers, measured.loaded.workers.length)
+  assert.ok(restartAt > Math.max(...measured.loaded.workers.map((w) => w.peakMiB)))
+  assert.ok(
+    memoryLimit >= measured.loaded.daemon.peakMiB + workers * restartAt,
+    `${memoryLimit} MiB < daemon + ${workers} x ${restartAt} MiB`,
+  )
 })
 
 test("compose's webapp health check is the image's own", () => {

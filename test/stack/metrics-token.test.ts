@@ -34,11 +34,7 @@ test('the override merges: the token goes to webapp and Prometheus as a secret',
       'config',
     ],
     {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        GRAFANA_ADMIN_PASSWORD: 'not-the-default-1',
-      },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
     },
   )
   assert.equal(result.code, 0, result.stderr)

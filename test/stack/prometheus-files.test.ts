@@ -5,7 +5,14 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { PROMETHEUS_CONFIG, PROMETHEUS_DIR, PROMTOOL_BIN, readYaml, runCommand } from './stack'
+import {
+  PROMETHEUS_CONFIG,
+  PROMETHEUS_DIR,
+  PROMTOOL_BIN,
+  ROOT,
+  readYaml,
+  runCommand,
+} from './stack'
 
 interface Rule {
   record?: string
@@ -71,7 +78,7 @@ test('the scrape config: 5 s default interval, the service found by DNS, itself 
   assert.deepEqual(jobs.webapp.dns_sd_configs?.[0], {
     names: ['webapp'],
     type: 'A',
-    port: 5000,
+    port: 9464,
     refresh_interval: '15s',
   })
 })
@@ -82,6 +89,12 @@ test('recording rules are named level:metric:operations', () => {
   for (const rule of recorded) {
     assert.match(rule.record as string, /^[a-z_]+:[a-z_]+:[a-z0-9_]+$/, rule.record)
     const level = (rule.record as string).split(':')[0]
+    // A constant set by hand (the expected replica count) carries its job as a label.
+    if (/^vector\(\d+\)$/.test(rule.expr.trim())) {
+      assert.equal(level, 'job', rule.record)
+      assert.equal(rule.labels?.job, 'webapp', rule.record)
+      continue
+    }
     // The level names the labels kept: job always, instance and worker_id where per worker.
     // (directly, or through a recorded series of the same level).
     if (level === 'instance_worker') {
@@ -96,19 +109,37 @@ test('recording rules are named level:metric:operations', () => {
 test('every alert has a for, a severity, a summary and a description', () => {
   const alerts = rules().filter((rule) => rule.alert !== undefined)
   assert.deepEqual(alerts.map((a) => a.alert).sort(), [
+    'WebappClusterViewMissing',
     'WebappEventLoopLag',
+    'WebappGatherNearDeadline',
     'WebappHighErrorRatio',
     'WebappHighLatencyP99',
     'WebappNoTargets',
+    'WebappReplicasBelowExpected',
     'WebappTargetDown',
+    'WebappWorkerFlapping',
     'WebappWorkerMissingFromClusterView',
     'WebappWorkerRestarting',
   ])
+  // Each runbook_url is a section of docs/runbook.md that exists (GitHub's heading anchors).
+  const runbook = readFileSync(join(ROOT, 'docs', 'runbook.md'), 'utf8')
+  const anchors = new Set(
+    [...runbook.matchAll(/^#{2,3} (.+)$/gm)].map((m) =>
+      m[1]
+        .trim()
+        .toLowerCase()
+        .replace(/[^a-z0-9 -]/g, '')
+        .replace(/ /g, '-'),
+    ),
+  )
   for (const alert of alerts) {
     assert.match(alert.for ?? '', /^\d+[smh]$/, `${alert.alert} has no for`)
     assert.ok(['warning', 'critical'].includes(alert.labels?.severity ?? ''), alert.alert)
     assert.ok((alert.annotations?.summary ?? '').length > 10, `${alert.alert} summary`)
     assert.ok((alert.annotations?.description ?? '').length > 80, `${alert.alert} description`)
+    const url = alert.annotations?.runbook_url ?? ''
+    assert.match(url, /^docs\/runbook\.md#/, `${alert.alert} runbook_url`)
+    assert.ok(anchors.has(url.split('#')[1]), `${url}: no such section in docs/runbook.md`)
   }
 })
 
@@ -133,26 +164,33 @@ test('each alert is shown both firing and quiet by the unit tests', () => {
   }
 })
 
-test('the unit tests fail when an alert threshold is broken', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'prom-rules-'))
-  try {
-    cpSync(PROMETHEUS_DIR, dir, { recursive: true })
-    const alertsFile = join(dir, 'rules', 'webapp-alerts.yml')
-    const original = readFileSync(alertsFile, 'utf8')
-    const broken = original.replace(
-      'ratio_rate5m{job="webapp"} > 0.05',
-      'ratio_rate5m{job="webapp"} > 0.5',
-    )
-    assert.notEqual(broken, original, 'the threshold to break was not found')
-    writeFileSync(alertsFile, broken)
-    const result = runCommand(PROMTOOL_BIN, [
-      'test',
-      'rules',
-      join(dir, 'tests', 'webapp-rules.test.yml'),
-    ])
-    assert.notEqual(result.code, 0)
-    assert.match(`${result.stdout}${result.stderr}`, /WebappHighErrorRatio/)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
+test('the unit tests fail when an alert threshold or the traffic floor is broken', () => {
+  const mutations: Array<[string, string, string]> = [
+    ['ratio_rate5m{job="webapp"} > 0.05', 'ratio_rate5m{job="webapp"} > 0.5', 'threshold'],
+    [
+      'job:http_requests:rate5m{job="webapp"} > 0.1',
+      'job:http_requests:rate5m{job="webapp"} > 0',
+      'floor',
+    ],
+  ]
+  for (const [from, to, what] of mutations) {
+    const dir = mkdtempSync(join(tmpdir(), 'prom-rules-'))
+    try {
+      cpSync(PROMETHEUS_DIR, dir, { recursive: true })
+      const alertsFile = join(dir, 'rules', 'webapp-alerts.yml')
+      const original = readFileSync(alertsFile, 'utf8')
+      const broken = original.replace(from, to)
+      assert.notEqual(broken, original, `the ${what} to break was not found`)
+      writeFileSync(alertsFile, broken)
+      const result = runCommand(PROMTOOL_BIN, [
+        'test',
+        'rules',
+        join(dir, 'tests', 'webapp-rules.test.yml'),
+      ])
+      assert.notEqual(result.code, 0, `promtool passed with the ${what} broken`)
+      assert.match(`${result.stdout}${result.stderr}`, /WebappHighErrorRatio/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   }
 })

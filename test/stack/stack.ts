@@ -55,7 +55,7 @@ export const readYaml = <T = unknown>(path: string): T => parseYaml<T>(readFileS
 export const DNS_DISCOVERY_BLOCK = `    dns_sd_configs:
       - names: ['webapp']
         type: A
-        port: 5000
+        port: 9464
         refresh_interval: 15s
 `
 

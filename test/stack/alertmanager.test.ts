@@ -1,0 +1,134 @@
+// alertmanager/: amtool checks the config, and a real chain delivers an alert: a real Prometheus
+// with the project's prometheus.yml and rules scrapes a webapp target that does not answer, its
+// WebappTargetDown fires, and the real Alertmanager (Debian's prometheus-alertmanager) routes it
+// with the project's config to the receiver, a webhook this test serves.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { freePort, httpGet, waitFor } from '../helpers/net'
+import { killAll } from '../helpers/pm2'
+import { startPrometheus } from '../helpers/prometheus'
+import { loopbackPrometheusConfig, ROOT, readYaml, runCommand } from './stack'
+
+const CONFIG = join(ROOT, 'alertmanager', 'alertmanager.yml')
+const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager'
+const PLACEHOLDER_URL = 'http://alert-receiver.invalid:9095/alerts'
+
+interface Webhook {
+  receiver: string
+  status: string
+  groupLabels: Record<string, string>
+  alerts: Array<{ status: string; labels: Record<string, string> }>
+}
+
+test('amtool check-config accepts the config, and refuses one whose route names no receiver', () => {
+  const ok = runCommand('amtool', ['check-config', CONFIG])
+  assert.equal(ok.code, 0, ok.stderr + ok.stdout)
+  assert.match(ok.stdout, /SUCCESS/)
+
+  const dir = mkdtempSync(join(tmpdir(), 'amtool-'))
+  try {
+    const broken = join(dir, 'alertmanager.yml')
+    writeFileSync(
+      broken,
+      readFileSync(CONFIG, 'utf8').replace('- name: webapp-oncall', '- name: x'),
+    )
+    const result = runCommand('amtool', ['check-config', broken])
+    assert.notEqual(result.code, 0)
+    assert.match(result.stdout + result.stderr, /webapp-oncall/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('the receiver is the placeholder a user replaces, with resolved notifications', () => {
+  const config = readYaml<{
+    route: { receiver: string }
+    receivers: Array<{
+      name: string
+      webhook_configs?: Array<{ url: string; send_resolved?: boolean }>
+    }>
+  }>(CONFIG)
+  const receiver = config.receivers.find((r) => r.name === config.route.receiver)
+  assert.deepEqual(
+    receiver?.webhook_configs?.map((w) => w.url),
+    [PLACEHOLDER_URL],
+  )
+  assert.equal(receiver?.webhook_configs?.[0].send_resolved, true)
+})
+
+test("a firing rule of the project's reaches the receiver through the real Alertmanager", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'alertmanager-test-'))
+  const received: Webhook[] = []
+  const webhook = createServer((req: IncomingMessage, res) => {
+    let body = ''
+    req.on('data', (chunk: Buffer) => {
+      body += chunk.toString()
+    })
+    req.on('end', () => {
+      received.push(JSON.parse(body) as Webhook)
+      res.end()
+    })
+  })
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve))
+  const hookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`
+
+  // The project's config, with the placeholder receiver pointed at this test's webhook.
+  const config = readFileSync(CONFIG, 'utf8')
+  assert.ok(config.includes(PLACEHOLDER_URL))
+  writeFileSync(join(dir, 'alertmanager.yml'), config.replace(PLACEHOLDER_URL, hookUrl))
+  const amPort = await freePort()
+  const alertmanager = spawn(
+    ALERTMANAGER_BIN,
+    [
+      `--config.file=${join(dir, 'alertmanager.yml')}`,
+      `--storage.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${amPort}`,
+      '--cluster.listen-address=',
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
+  let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined
+  try {
+    await waitFor(
+      'Alertmanager to be ready',
+      async () => (await httpGet(`http://127.0.0.1:${amPort}/-/ready`)).status === 200,
+    )
+    // A webapp target on a port nobody listens on; rules evaluated every second instead of 15 s.
+    const deadTarget = `127.0.0.1:${await freePort()}`
+    const promConfig = loopbackPrometheusConfig(deadTarget)
+    assert.ok(promConfig.includes("- targets: ['alertmanager:9093']"))
+    prometheus = await startPrometheus(
+      promConfig
+        .replace("- targets: ['alertmanager:9093']", `- targets: ['127.0.0.1:${amPort}']`)
+        .replace(/evaluation_interval: \d+s/, 'evaluation_interval: 1s'),
+    )
+
+    // WebappTargetDown has `for: 1m`; the critical route waits 10 s to group.
+    const delivered = await waitFor(
+      'WebappTargetDown to reach the webhook',
+      async () =>
+        received.find((hook) => hook.alerts.some((a) => a.labels.alertname === 'WebappTargetDown')),
+      { timeoutMs: 150_000, intervalMs: 1000 },
+    )
+    assert.equal(delivered.receiver, 'webapp-oncall')
+    assert.equal(delivered.status, 'firing')
+    // Grouped as the route says: per alert and instance.
+    assert.deepEqual(delivered.groupLabels, {
+      alertname: 'WebappTargetDown',
+      instance: deadTarget,
+    })
+    assert.equal(delivered.alerts[0].labels.severity, 'critical')
+  } finally {
+    await prometheus?.stop()
+    if (alertmanager.pid !== undefined) await killAll([alertmanager.pid])
+    await new Promise<void>((resolve) => webhook.close(() => resolve()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
