@@ -2,7 +2,7 @@
 // rejection, the metrics plugin (registered first: it measures the routes after it), the demo
 // routes, the cluster view's collector under PM2, and /metrics on its own port when asked.
 // Tests build it and use inject; only server.ts listens.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
 import type { Registry } from 'prom-client'
 import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
 import { type Config, ConfigError, parseBuckets, resolveMetricsToken } from './config'
@@ -40,7 +40,8 @@ export async function buildApp(
   }
   const serverOptions = {
     logger,
-    disableRequestLogging: !config.LOG_REQUESTS,
+    // Fastify's two lines per request only when asked: the metrics count the traffic.
+    logController: new LogController({ disableRequestLogging: !config.LOG_REQUESTS }),
     ...hardenedServerOptions(config),
   }
   const registry = options.registry ?? createWorkerRegistry(workerId)
