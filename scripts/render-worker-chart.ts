@@ -69,7 +69,7 @@ async function main() {
       return found.targets
     }
     const sub: Substitution = {
-      variables: { instance: '.*', worker: '.*', route: '.*' },
+      variables: { job: 'webapp', instance: '.*', worker: '.*', route: '.*' },
       rateInterval: '20s',
       range: '1800s',
     }

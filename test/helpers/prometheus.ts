@@ -27,10 +27,14 @@ export interface PrometheusServer {
   stop(): Promise<void>
 }
 
-/** `config` is a full prometheus.yml; rule files it names may be written with `files`. */
+/**
+ * `config` is a full prometheus.yml; rule files it names may be written with `files`; `flags`
+ * are added to the command line (e.g. --web.enable-remote-write-receiver).
+ */
 export async function startPrometheus(
   config: string,
   files: Record<string, string> = {},
+  flags: string[] = [],
 ): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'prometheus-test-'))
   writeFileSync(join(dir, 'prometheus.yml'), config)
@@ -43,6 +47,7 @@ export async function startPrometheus(
       `--storage.tsdb.path=${join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn',
+      ...flags,
     ],
     { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
   )

@@ -1,6 +1,8 @@
 // End to end: the built service under real PM2 (5 workers), a real Prometheus running the
 // project's prometheus.yml and rules, a bounded route mix of load, then every query of the
-// committed dashboard, Grafana variables substituted, through Prometheus' HTTP API.
+// committed dashboard, Grafana variables substituted, through Prometheus' HTTP API. Prometheus
+// scrapes the app twice: as the project's `webapp` job (for its rules) and as `shop-api`, the
+// job a user's own Prometheus might call it; the dashboard is read through `shop-api`.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { waitFor } from '../helpers/net'
@@ -13,6 +15,7 @@ import {
   loopbackPrometheusConfig,
   PROMETHEUS_CONFIG,
   parseLabelValues,
+  queryVariables,
   readDashboard,
   readYaml,
   type Substitution,
@@ -20,6 +23,8 @@ import {
 } from './stack'
 
 const WORKERS = ['0', '1', '2', '3', '4']
+/** Any job name but the project's own. */
+const JOB = 'shop-api'
 const LOAD_RATE = 150
 const LOAD_SECONDS = 35
 
@@ -30,12 +35,17 @@ let evalTime: number
 let all: Substitution
 let loadSent = 0
 
-/** Grafana's $__rate_interval for a short range: 4 x the datasource's scrape interval. */
-function rateIntervalFromConfig(): string {
+function scrapeIntervalSeconds(): number {
   const config = readYaml<{ global: { scrape_interval: string } }>(PROMETHEUS_CONFIG)
   const match = /^(\d+)s$/.exec(config.global.scrape_interval)
   assert.ok(match, `scrape_interval in seconds, got ${config.global.scrape_interval}`)
-  return `${4 * Number(match[1])}s`
+  return Number(match[1])
+}
+
+/** Grafana's $__rate_interval for a step: max(step + scrape interval, 4 x scrape interval). */
+function rateIntervalFor(stepSeconds: number): string {
+  const scrape = scrapeIntervalSeconds()
+  return `${Math.max(stepSeconds + scrape, 4 * scrape)}s`
 }
 
 const workerIdsOf = (samples: PromSample[]) =>
@@ -49,14 +59,18 @@ const finiteValues = (sample: PromSample) =>
 before(async () => {
   dashboard = readDashboard()
   app = await startPm2App({ instances: 5 })
-  prom = await startPrometheus(loopbackPrometheusConfig(`127.0.0.1:${app.port}`))
+  const target = `127.0.0.1:${app.port}`
+  // scrape_configs is the last section of prometheus.yml: a job appended joins its list.
+  prom = await startPrometheus(
+    `${loopbackPrometheusConfig(target)}\n  - job_name: ${JOB}\n    static_configs:\n      - targets: ['${target}']\n`,
+  )
 
   // The cluster view is complete before any load: one target, five workers answering.
   await waitFor(
     'Prometheus to scrape all 5 workers',
     async () => {
-      const answered = await prom.query('cluster_metrics_workers_answered{job="webapp"}')
-      return answered.length === 1 && answered[0].value?.[1] === '5'
+      const answered = await prom.query('cluster_metrics_workers_answered')
+      return answered.length === 2 && answered.every((a) => a.value?.[1] === '5')
     },
     { timeoutMs: 60_000, intervalMs: 1000 },
   )
@@ -75,15 +89,15 @@ before(async () => {
   await waitFor(
     'a scrape after the load',
     async () => {
-      const up = await prom.query('timestamp(up{job="webapp"})')
+      const up = await prom.query(`timestamp(up{job="${JOB}"})`)
       return up.length === 1 && Number(up[0].value?.[1]) * 1000 > Date.now() - 5000
     },
     { timeoutMs: 30_000, intervalMs: 500 },
   )
   evalTime = Date.now() / 1000
   all = {
-    variables: { instance: '.*', worker: '.*', route: '.*' },
-    rateInterval: rateIntervalFromConfig(),
+    variables: { job: JOB, instance: '.*', worker: '.*', route: '.*' },
+    rateInterval: rateIntervalFor(scrapeIntervalSeconds()),
     range: '1800s',
   }
 })
@@ -120,7 +134,7 @@ test('Prometheus loaded the project rules and evaluates every one without error'
 
 test('every variable query returns values, the worker variable all 5 workers', async () => {
   const found: Record<string, string[]> = {}
-  for (const variable of dashboard.templating.list) {
+  for (const variable of queryVariables(dashboard)) {
     const { selector, label } = parseLabelValues(variable.query)
     const series = await fetch(
       `${prom.url}/api/v1/series?match[]=${encodeURIComponent(substitute(selector, all))}`,
@@ -129,6 +143,8 @@ test('every variable query returns values, the worker variable all 5 workers', a
     found[variable.name] = [...new Set(body.data.map((s) => s[label]))].sort()
     assert.ok(found[variable.name].length > 0, `variable ${variable.name} has no values`)
   }
+  // Both jobs scrape the app; the job picked narrows the variables below it.
+  assert.deepEqual(found.job, [JOB, 'webapp'])
   assert.deepEqual(found.instance, [`127.0.0.1:${app.port}`])
   assert.deepEqual(found.worker, WORKERS)
   for (const route of ['/', '/items/:id', '/error', '/slow', '__unmatched__']) {
@@ -186,4 +202,117 @@ test('the route variable filters the request panels', async () => {
   const ratios = await prom.query(substitute(ratio.targets[0].expr, errorsOnly), evalTime)
   assert.deepEqual(workerIdsOf(ratios), WORKERS)
   for (const sample of ratios) assert.equal(Number(sample.value?.[1]), 1)
+})
+
+test('the job variable narrows every query to its job', async () => {
+  const targets = allPanels(dashboard).find((p) => p.title === 'Targets up / discovered')
+  assert.ok(targets?.targets)
+  const discovered = targets.targets[1].expr
+  const count = async (job: string) =>
+    Number(
+      (
+        await prom.query(substitute(discovered, { ...all, variables: { ...all.variables, job } }))
+      )[0].value?.[1],
+    )
+  // Two jobs scrape the one app: the job picked counts one target, a match of both counts two.
+  assert.equal(await count(JOB), 1)
+  assert.equal(await count('webapp'), 1)
+  assert.equal(await count(`${JOB}|webapp`), 2)
+})
+
+// ---- restarts as annotations: these tests restart workers, so they run last ----
+
+/** The restart annotation, as Grafana runs it: a range query whose step is $__interval. */
+async function restartMarks(start: number, end: number, stepSeconds: number) {
+  const annotation = dashboard.annotations.list.find((a) => a.name === 'Worker restarts')
+  assert.ok(annotation?.expr)
+  const sub: Substitution = {
+    ...all,
+    interval: `${stepSeconds}s`,
+    rateInterval: rateIntervalFor(stepSeconds),
+  }
+  // Grafana aligns the range to multiples of the step.
+  const aligned = (t: number) => Math.floor(t / stepSeconds) * stepSeconds
+  const samples = await prom.queryRange(
+    substitute(annotation.expr, sub),
+    aligned(start),
+    aligned(end),
+    stepSeconds,
+  )
+  return new Map(samples.map((s) => [s.metric.worker_id, (s.values ?? []).map(([t]) => t)]))
+}
+
+/** Waits until Prometheus holds a start time after `since` for each of `workerIds`. */
+async function waitForNewStarts(workerIds: string[], since: number): Promise<number> {
+  await waitFor(
+    `new process_start_time_seconds for workers ${workerIds}`,
+    async () => {
+      const starts = await prom.query(`process_start_time_seconds{job="${JOB}"}`)
+      return workerIds.every((id) =>
+        starts.some((s) => s.metric.worker_id === id && Number(s.value?.[1]) >= Math.floor(since)),
+      )
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  )
+  // The first scrape that held the new start times happened no later than now.
+  return Date.now() / 1000
+}
+
+/** Waits until a range query ending now has a step at least `seconds` after `time`. */
+async function waitPast(time: number, seconds: number): Promise<number> {
+  const until = time + seconds + scrapeIntervalSeconds()
+  await new Promise((r) => setTimeout(r, Math.max(0, until * 1000 - Date.now())))
+  return Math.ceil(Date.now() / 1000)
+}
+
+/** Runs of consecutive marked steps: Grafana draws each run as one annotation. */
+function events(times: number[], stepSeconds: number): number[] {
+  return times.filter((t, i) => i === 0 || t - times[i - 1] > stepSeconds)
+}
+
+test('a worker killed and restarted by PM2 is one annotation, on that worker only', async () => {
+  const victim = (await app.list()).find((p) => p.workerId === '2')
+  assert.ok(victim)
+  const from = Math.floor(Date.now() / 1000) - 120
+  const killedAt = Date.now() / 1000
+  process.kill(victim.pid, 'SIGKILL')
+  await app.waitOnline(5)
+  const seenBy = await waitForNewStarts(['2'], killedAt)
+  const steps = [scrapeIntervalSeconds(), 30]
+  const to = await waitPast(seenBy, Math.max(...steps))
+
+  for (const step of steps) {
+    const marks = await restartMarks(from, to, step)
+    assert.deepEqual([...marks.keys()], ['2'], `step ${step}s: only worker 2 is marked`)
+    const runs = events(marks.get('2') ?? [], step)
+    assert.equal(runs.length, 1, `step ${step}s: one event, got ${runs}`)
+    // Not before the kill, and at the first step once Prometheus had the new start time.
+    assert.ok(runs[0] >= killedAt, `step ${step}s: marked at ${runs[0]}, killed at ${killedAt}`)
+    assert.ok(runs[0] <= seenBy + step, `step ${step}s: marked at ${runs[0]}, seen by ${seenBy}`)
+  }
+  // The restarts panel agrees: one start for worker 2, none for the others.
+  const panel = allPanels(dashboard).find((p) => p.title === 'Restarts per worker')
+  assert.ok(panel?.targets)
+  const counts = await prom.query(substitute(panel.targets[0].expr, all))
+  assert.deepEqual(
+    Object.fromEntries(counts.map((c) => [c.metric.worker_id, Number(c.value?.[1])])),
+    { '0': 0, '1': 0, '2': 1, '3': 0, '4': 0 },
+  )
+})
+
+test('pm2 reload marks every worker once', async () => {
+  const from = Math.ceil(Date.now() / 1000)
+  const reloadAt = Date.now() / 1000
+  await app.pm2('reload', app.name)
+  await app.waitOnline(5)
+  const seenBy = await waitForNewStarts(WORKERS, reloadAt)
+  const step = scrapeIntervalSeconds()
+  const to = await waitPast(seenBy, step)
+  const marks = await restartMarks(from, to, step)
+  assert.deepEqual([...marks.keys()].sort(), WORKERS)
+  for (const [worker, times] of marks) {
+    const runs = events(times, step)
+    assert.equal(runs.length, 1, `worker ${worker}: ${runs}`)
+    assert.ok(runs[0] >= reloadAt && runs[0] <= seenBy + step, `worker ${worker}: ${runs[0]}`)
+  }
 })

@@ -1,17 +1,22 @@
-// grafana/: the committed dashboard JSON is what the typed source generates, and it fits the
-// provisioning (datasource uid, scrape interval, provider path) and Grafana's conventions.
+// grafana/: the committed dashboard JSON (provisioned and import-ready) is what the typed source
+// generates; it fits the provisioning (datasource uid, scrape interval, provider path), and it
+// is portable: datasource and job are variables that every query and variable goes through.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { DASHBOARD_UID, dashboardJson } from '../../grafana/src/dashboard'
-import { DASHBOARD_FILE } from '../../grafana/src/generate'
+import { DASHBOARD_FILE, IMPORT_FILE } from '../../grafana/src/generate'
+import { importableDashboardJson } from '../../grafana/src/importable'
 import {
+  allExprs,
   allPanels,
   BUILTIN_VARIABLES,
   DASHBOARD_JSON,
+  IMPORT_JSON,
   PROMETHEUS_CONFIG,
   parseLabelValues,
+  queryVariables,
   ROOT,
   readDashboard,
   readYaml,
@@ -19,6 +24,11 @@ import {
 } from './stack'
 
 const PROVISIONING = join(ROOT, 'grafana', 'provisioning')
+// Grafana's placeholders, written as plain strings on purpose.
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
+const DATASOURCE_REF = { type: 'prometheus', uid: '${datasource}' }
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's import placeholder
+const DS_INPUT = '${DS_PROMETHEUS}'
 
 interface DatasourceFile {
   apiVersion: number
@@ -35,72 +45,194 @@ interface ProviderFile {
   apiVersion: number
   providers: Array<{ type: string; folder?: string; options: { path: string } }>
 }
+interface FieldDefaults {
+  unit?: string
+  thresholds?: { mode: string; steps: Array<{ value: number | null; color: string }> }
+}
 
 const datasource = () =>
   readYaml<DatasourceFile>(join(PROVISIONING, 'datasources', 'prometheus.yaml')).datasources[0]
 
-test('the committed dashboard JSON is what grafana/src/dashboard.ts generates', () => {
+test('the committed dashboard JSON files are what grafana/src generates', () => {
   assert.equal(DASHBOARD_FILE, DASHBOARD_JSON)
+  assert.equal(IMPORT_FILE, IMPORT_JSON)
   assert.equal(
     readFileSync(DASHBOARD_JSON, 'utf8'),
     dashboardJson(),
     'grafana/dashboards/webapp-workers.json is stale: run `npm run dashboard`',
   )
+  assert.equal(
+    readFileSync(IMPORT_JSON, 'utf8'),
+    importableDashboardJson(),
+    'grafana/import/webapp-workers.json is stale: run `npm run dashboard`',
+  )
 })
 
-test('the dashboard has a stable uid, the current schema and instance/worker/route variables', () => {
+test('the dashboard has a stable uid, the current schema and the variables in import order', () => {
   const dashboard = readDashboard()
   assert.equal(dashboard.uid, DASHBOARD_UID)
   // Grafana 11.6 writes schemaVersion 41; older numbers trigger a migration on load.
   assert.ok(dashboard.schemaVersion >= 41, `schemaVersion ${dashboard.schemaVersion}`)
   const variables = dashboard.templating.list
   assert.deepEqual(
-    variables.map((v) => v.name),
-    ['instance', 'worker', 'route'],
+    variables.map((v) => [v.name, v.type]),
+    [
+      ['datasource', 'datasource'],
+      ['job', 'query'],
+      ['instance', 'query'],
+      ['worker', 'query'],
+      ['route', 'query'],
+    ],
   )
-  for (const variable of variables) {
-    assert.equal(variable.type, 'query')
+  assert.equal(variables[0].query, 'prometheus', 'the datasource picker offers Prometheus only')
+  // The job variable lists jobs from a metric only this service's targets expose.
+  assert.equal(variables[1].query, 'label_values(cluster_metrics_workers_expected, job)')
+  assert.equal(variables[1].includeAll, false, 'one job at a time')
+  for (const variable of variables.slice(2)) {
     assert.equal(variable.allValue, '.*', `${variable.name}: All must match every value`)
     assert.equal(variable.includeAll, true)
     assert.doesNotThrow(() => parseLabelValues(variable.query))
   }
 })
 
-test('every panel and query uses the provisioned datasource by uid', () => {
-  const { uid, type } = datasource()
+test('every panel, query, variable and annotation reads the datasource variable', () => {
   const dashboard = readDashboard()
-  for (const variable of dashboard.templating.list) {
-    assert.deepEqual(variable.datasource, { type, uid }, variable.name)
+  for (const variable of queryVariables(dashboard)) {
+    assert.deepEqual(variable.datasource, DATASOURCE_REF, variable.name)
   }
   for (const panel of allPanels(dashboard)) {
     if (panel.type === 'row') continue
-    assert.deepEqual(panel.datasource, { type, uid }, panel.title)
+    assert.deepEqual(panel.datasource, DATASOURCE_REF, panel.title)
     assert.ok((panel.targets ?? []).length > 0, `${panel.title} has no query`)
     for (const target of panel.targets ?? []) {
-      assert.deepEqual(target.datasource, { type, uid }, `${panel.title} ${target.refId}`)
+      assert.deepEqual(target.datasource, DATASOURCE_REF, `${panel.title} ${target.refId}`)
+    }
+  }
+  for (const annotation of dashboard.annotations.list.filter((a) => a.builtIn !== 1)) {
+    assert.deepEqual(annotation.datasource, DATASOURCE_REF, annotation.name)
+  }
+})
+
+test('the provisioned dashboard starts on the provisioned datasource', () => {
+  const { uid, name, type } = datasource()
+  assert.equal(type, 'prometheus')
+  const variable = readDashboard().templating.list.find((v) => v.name === 'datasource')
+  assert.equal(variable?.current?.value, uid)
+  assert.equal(variable?.current?.text, name)
+})
+
+test('every selector is narrowed to $job; no query needs the project’s recording rules', () => {
+  const dashboard = readDashboard()
+  const exprs = allExprs(dashboard)
+  assert.ok(exprs.length >= 25, `only ${exprs.length} expressions`)
+  for (const { where, expr } of exprs) {
+    if (where === 'variable job') continue
+    const selectors = [...expr.matchAll(/\w+\{([^}]*)\}/g)]
+    assert.ok(selectors.length > 0, `${where}: no label selector in ${expr}`)
+    for (const [selector, matchers] of selectors) {
+      assert.ok(matchers.split(',')[0].trim() === 'job=~"$job"', `${where}: ${selector}`)
+    }
+    // A metric name with a colon is a recording rule, which another Prometheus will not have.
+    for (const name of expr.matchAll(/([A-Za-z_:][\w:]*)\{/g)) {
+      assert.ok(!name[1].includes(':'), `${where} reads the recording rule ${name[1]}`)
     }
   }
 })
 
-test('every variable a query uses is defined or built in', () => {
+test('every variable a query uses is defined or built in; rates use $__rate_interval', () => {
   const dashboard = readDashboard()
   const defined = new Set([...dashboard.templating.list.map((v) => v.name), ...BUILTIN_VARIABLES])
-  const exprs = [
-    ...dashboard.templating.list.map((v) => v.query),
-    ...allPanels(dashboard).flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
-  ]
-  for (const expr of exprs) {
-    for (const name of variablesIn(expr)) assert.ok(defined.has(name), `$${name} in ${expr}`)
-  }
-  // Counters go through rate() over $__rate_interval, never a fixed window.
-  for (const panel of allPanels(dashboard)) {
-    for (const target of panel.targets ?? []) {
-      for (const match of target.expr.matchAll(/rate\([^[]+\[([^\]]+)\]/g)) {
-        assert.equal(match[1], '$__rate_interval', `${panel.title}: ${target.expr}`)
-      }
+  for (const { where, expr } of allExprs(dashboard)) {
+    for (const name of variablesIn(expr)) assert.ok(defined.has(name), `$${name} in ${where}`)
+    // Counters go through rate()/changes() over $__rate_interval or $__range, never a fixed window.
+    for (const match of expr.matchAll(/(?:rate|changes)\([^[]+\[([^\]]+)\]/g)) {
+      assert.ok(['$__rate_interval', '$__range'].includes(match[1]), `${where}: ${expr}`)
     }
   }
 })
+
+test('every panel has a unit and absolute thresholds; bad values are coloured', () => {
+  const dashboard = readDashboard()
+  const panels = allPanels(dashboard).filter((p) => p.type !== 'row')
+  const defaults = (title: string) => {
+    const raw = JSON.parse(readFileSync(DASHBOARD_JSON, 'utf8')) as {
+      panels: Array<{ title: string; fieldConfig?: { defaults: FieldDefaults } }>
+    }
+    return raw.panels.find((p) => p.title === title)?.fieldConfig?.defaults ?? {}
+  }
+  for (const panel of panels) {
+    const { unit, thresholds } = defaults(panel.title)
+    assert.ok(unit, `${panel.title} has no unit`)
+    assert.equal(thresholds?.mode, 'absolute', `${panel.title} thresholds`)
+    assert.equal(thresholds?.steps[0].value, null, `${panel.title}: thresholds need a base step`)
+  }
+  // Where a value can be bad, a step beyond the base colours it.
+  const red = (title: string) =>
+    defaults(title)
+      .thresholds?.steps.filter((s) => s.color === 'red')
+      .map((s) => s.value)
+  assert.deepEqual(red('5xx ratio'), [0.05])
+  assert.deepEqual(red('p99 latency'), [1])
+  assert.deepEqual(red('Worker restarts'), [3])
+  assert.deepEqual(red('Workers answering / expected'), [null], '0 workers is bad')
+  assert.deepEqual(red('Memory per worker'), [512 * 1024 * 1024], 'PM2 max_memory_restart')
+})
+
+test('restarts and reloads are annotations from process_start_time_seconds', () => {
+  const dashboard = readDashboard()
+  const restarts = dashboard.annotations.list.filter((a) => a.builtIn !== 1)
+  assert.equal(restarts.length, 1)
+  const [annotation] = restarts
+  assert.equal(annotation.enable, true)
+  assert.match(annotation.expr ?? '', /^changes\(process_start_time_seconds\{/)
+  assert.match(annotation.titleFormat ?? '', /\{\{worker_id\}\}/)
+  assert.deepEqual(annotation.tagKeys?.split(','), ['instance', 'worker_id'])
+})
+
+test('the import variant asks for a Prometheus and is otherwise the provisioned dashboard', () => {
+  const text = readFileSync(IMPORT_JSON, 'utf8')
+  const imported = JSON.parse(text) as Record<string, unknown> & {
+    __inputs: Array<{ name: string; type: string; pluginId: string }>
+    __requires: Array<{ type: string; id: string; version: string }>
+  }
+  assert.deepEqual(
+    imported.__inputs.map((i) => [i.name, i.type, i.pluginId]),
+    [['DS_PROMETHEUS', 'datasource', 'prometheus']],
+  )
+  // Every ${...} placeholder Grafana's import replaces names an input; ${datasource} is the
+  // dashboard's own variable, left for Grafana to resolve.
+  const placeholders = new Set([...text.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]))
+  assert.deepEqual([...placeholders].sort(), ['DS_PROMETHEUS', 'datasource'])
+  const required = imported.__requires.map((r) => `${r.type}:${r.id}`)
+  assert.ok(required.includes('grafana:grafana') && required.includes('datasource:prometheus'))
+  const panelTypes = new Set(
+    allPanels(readDashboard(IMPORT_JSON))
+      .map((p) => p.type)
+      .filter((t) => t !== 'row'),
+  )
+  for (const type of panelTypes) assert.ok(required.includes(`panel:${type}`), `panel ${type}`)
+
+  // Apart from those, the same dashboard as the provisioned one.
+  const { __inputs, __requires, ...rest } = imported
+  const provisioned = JSON.parse(readFileSync(DASHBOARD_JSON, 'utf8')) as {
+    templating: { list: DashboardVariableJson[] }
+  }
+  const importedTemplating = rest.templating as { list: DashboardVariableJson[] }
+  assert.deepEqual(importedTemplating.list[0].current, {
+    selected: true,
+    text: DS_INPUT,
+    value: DS_INPUT,
+  })
+  importedTemplating.list[0].current = provisioned.templating.list[0].current
+  assert.deepEqual(rest, provisioned)
+  // Provisioning loads every file of grafana/dashboards: the import file, with the same uid,
+  // must live elsewhere.
+  assert.ok(relative(join(DASHBOARD_JSON, '..'), IMPORT_JSON).startsWith('..'))
+})
+
+interface DashboardVariableJson {
+  current?: unknown
+}
 
 test('the datasource scrape interval equals Prometheus’ so $__rate_interval is right', () => {
   const config = readYaml<{ global: { scrape_interval: string } }>(PROMETHEUS_CONFIG)

@@ -11,6 +11,7 @@ export { ROOT }
 export const PROMETHEUS_DIR = join(ROOT, 'prometheus')
 export const PROMETHEUS_CONFIG = join(PROMETHEUS_DIR, 'prometheus.yml')
 export const DASHBOARD_JSON = join(ROOT, 'grafana', 'dashboards', 'webapp-workers.json')
+export const IMPORT_JSON = join(ROOT, 'grafana', 'import', 'webapp-workers.json')
 export const PROMTOOL_BIN = process.env.PROMTOOL_BIN ?? 'promtool'
 
 export interface RunResult {
@@ -100,9 +101,20 @@ export interface DashboardVariable {
   type: string
   name: string
   query: string
+  current?: { text?: string; value?: string }
   allValue?: string
   includeAll?: boolean
   multi?: boolean
+  datasource?: { type?: string; uid?: string }
+}
+
+export interface DashboardAnnotation {
+  name: string
+  enable: boolean
+  builtIn?: number
+  expr?: string
+  titleFormat?: string
+  tagKeys?: string
   datasource?: { type?: string; uid?: string }
 }
 
@@ -112,10 +124,28 @@ export interface Dashboard {
   schemaVersion: number
   panels: DashboardPanel[]
   templating: { list: DashboardVariable[] }
+  annotations: { list: DashboardAnnotation[] }
 }
 
-export const readDashboard = (): Dashboard =>
-  JSON.parse(readFileSync(DASHBOARD_JSON, 'utf8')) as Dashboard
+export const readDashboard = (path = DASHBOARD_JSON): Dashboard =>
+  JSON.parse(readFileSync(path, 'utf8')) as Dashboard
+
+/** The variables whose values come from Prometheus (`label_values` queries). */
+export const queryVariables = (dashboard: Dashboard) =>
+  dashboard.templating.list.filter((v) => v.type === 'query')
+
+/** Every PromQL expression: variable queries, panel queries and annotation queries. */
+export function allExprs(dashboard: Dashboard): Array<{ where: string; expr: string }> {
+  return [
+    ...queryVariables(dashboard).map((v) => ({ where: `variable ${v.name}`, expr: v.query })),
+    ...allPanels(dashboard).flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ where: `"${p.title}" ${t.refId}`, expr: t.expr })),
+    ),
+    ...dashboard.annotations.list
+      .filter((a) => a.expr !== undefined)
+      .map((a) => ({ where: `annotation ${a.name}`, expr: a.expr as string })),
+  ]
+}
 
 /** Every panel, rows' children included, in dashboard order. */
 export function allPanels(dashboard: Dashboard): DashboardPanel[] {
@@ -132,6 +162,8 @@ export interface Substitution {
   rateInterval: string
   /** `$__range`: the dashboard's time range. */
   range: string
+  /** `$__interval`: the step of a range query. */
+  interval?: string
 }
 
 /** The query Grafana would send, with its variables replaced. */
@@ -139,6 +171,7 @@ export function substitute(expr: string, sub: Substitution): string {
   return expr.replace(/\$(\w+)/g, (whole, name: string) => {
     if (name === '__rate_interval') return sub.rateInterval
     if (name === '__range') return sub.range
+    if (name === '__interval' && sub.interval !== undefined) return sub.interval
     const value = sub.variables[name]
     if (value === undefined) throw new Error(`no value for ${whole} in ${expr}`)
     return value
