@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Runs before `npm test`: the tests use real Prometheus and promtool (Debian's `prometheus`
-# package), Debian's `docker-compose` (offline validation of the compose files, and its
-# python3-yaml for reading YAML), Alertmanager with amtool (Debian's prometheus-alertmanager)
+# package), Debian's `docker-compose` (offline validation of the compose files), Alertmanager with amtool (Debian's prometheus-alertmanager)
 # and python3-prometheus-client (the official client's exposition parsers, under Debian's own
 # python3). Installs what is missing with apt-get when run as root; otherwise says what to
 # install and stops.
@@ -13,7 +12,6 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 

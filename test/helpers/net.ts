@@ -18,6 +18,8 @@ export interface HttpResult {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: string
+  /** The body's bytes as received (still compressed if the server compressed it). */
+  rawBody: Buffer
 }
 
 /** A GET (or other) on a fresh connection that closes after the reply, or on `agent`'s. */
@@ -44,13 +46,15 @@ export function httpGet(
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (chunk: Buffer) => chunks.push(chunk))
-        res.on('end', () =>
+        res.on('end', () => {
+          const rawBody = Buffer.concat(chunks)
           resolve({
             status: res.statusCode ?? 0,
             headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
+            body: rawBody.toString('utf8'),
+            rawBody,
+          })
+        })
         res.on('error', reject)
       },
     )

@@ -2,8 +2,9 @@
 // project's 5 s interval: reloads under steady load must lose no count and never step a
 // worker's counter back; `pm2 scale` changes who is expected; a deleted socket directory heals.
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
+import { workerIdOfLink } from '../../src/cluster/socket-paths'
 import { gaugeValue, parseExposition, scrape } from '../helpers/exposition'
 import { describeTally, startKeepAliveLoad } from '../helpers/load'
 import { waitFor } from '../helpers/net'
@@ -104,7 +105,19 @@ describe('pm2 operations on a live app', () => {
     }
     const finalCounter = new Map(counters.map((s) => [s.labels.worker_id, s.values.at(-1)]))
     const finalCount = new Map(counts.map((s) => [s.labels.worker_id, s.values.at(-1)]))
-    t.diagnostic(`load: ${describeTally(tally)}; raw deltas ${deltas}; series ${counters.length}`)
+    // What the reloads cost in scrapes: those in which a worker did not answer.
+    const seconds = Math.ceil(finalAt - baselineAt) + 1
+    const raw = async (expr: string) =>
+      ((await prometheus.query(`${expr}[${seconds}s]`, finalAt))[0]?.values ?? []).map(([, v]) =>
+        Number(v),
+      )
+    const answered = await raw('cluster_metrics_workers_answered')
+    const expected = await raw('cluster_metrics_workers_expected')
+    const partial = answered.filter((n, i) => n < expected[i]).length
+    t.diagnostic(
+      `load: ${describeTally(tally)}; raw deltas ${deltas}; series ${counters.length}; ` +
+        `scrapes ${answered.length}, partial ${partial}`,
+    )
 
     assert.equal(tally.errors + tally.non2xx + tally.unanswered, 0, describeTally(tally))
     assert.deepEqual(decreases, [])
@@ -142,10 +155,13 @@ describe('pm2 operations on a live app', () => {
     timeout: 60_000,
   }, async () => {
     const size = (await app.list()).filter((p) => p.status === 'online').length
-    rmSync(app.socketDir, { recursive: true, force: true })
-    await waitFor('every worker back in the gather', async () => {
-      const text = await scrape(app.baseUrl)
-      return gaugeValue(text, 'cluster_metrics_workers_answered') === size
+    // The workers may recreate files while rm runs, as after a temp cleaner: retry as rm -rf would.
+    rmSync(app.socketDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
+    // The cause: every worker has recreated its link (the answering worker always counts
+    // itself, so a scrape alone cannot tell).
+    await waitFor('every worker to recreate its link', async () => {
+      const links = readdirSync(app.socketDir).filter((name) => workerIdOfLink(name) !== undefined)
+      return links.length === size
     })
     for (let i = 0; i < 5; i++) {
       const text = await scrape(app.baseUrl)

@@ -4,9 +4,9 @@
 //   typeCheck() the models' TypeScript interfaces, whose excess-property check rejects a field
 //               the API does not define (the schemas allow unknown fields, the API server in
 //               strict field validation does not).
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { parseAllDocuments } from 'yaml'
 import { ROOT, runCommand } from './stack'
 
 export const KUBERNETES_DIR = join(ROOT, 'deploy', 'kubernetes')
@@ -20,14 +20,11 @@ export interface Manifest {
   spec: any
 }
 
-/** Every YAML document of a file, through PyYAML (as stack.ts's parseYaml). */
+/** Every YAML document of a file. */
 export function parseYamlDocuments(text: string): unknown[] {
-  const json = execFileSync(
-    'python3',
-    ['-c', 'import json, sys, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)'],
-    { input: text, encoding: 'utf8' },
-  )
-  return (JSON.parse(json) as unknown[]).filter((doc) => doc !== null)
+  return parseAllDocuments(text)
+    .map((doc) => doc.toJS() as unknown)
+    .filter((doc) => doc !== null)
 }
 
 export interface Kustomization {

@@ -1,10 +1,11 @@
 // Shared by the stack tests and scripts/render-worker-chart.ts: the project's own stack files,
 // read and adapted for a loopback run, the dashboard's queries with Grafana's variables
 // substituted, and a bounded route mix for load.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import { parse } from 'yaml'
 import { ROOT } from '../helpers/pm2'
 
 export { ROOT }
@@ -37,17 +38,9 @@ export function runCommand(
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr }
 }
 
-/**
- * YAML to plain data through python3's PyYAML, which Debian's docker-compose depends on, so
- * the tests need no YAML package of their own.
- */
+/** YAML to plain data. */
 export function parseYaml<T = unknown>(text: string): T {
-  const json = execFileSync(
-    'python3',
-    ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'],
-    { input: text, encoding: 'utf8' },
-  )
-  return JSON.parse(json) as T
+  return parse(text) as T
 }
 
 export const readYaml = <T = unknown>(path: string): T => parseYaml<T>(readFileSync(path, 'utf8'))
