@@ -12,15 +12,17 @@ import type {
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
 import { resolveWorkerIdentity } from '../../lib/worker-identity'
+import { setUnmatchedRecorder } from './framework-errors'
 import {
   createHttpMetrics,
   createWorkerRegistry,
   DEFAULT_BUCKETS,
   type HttpMetrics,
 } from './http-metrics'
-import { RouteRecorder } from './route-recorder'
+import { RouteRecorder, unmatchedMethodLabel } from './route-recorder'
 
-export { CLIENT_CLOSED_STATUS } from './route-recorder'
+export { countFrameworkErrors } from './framework-errors'
+export { CLIENT_CLOSED_STATUS, COMMON_METHODS, OTHER_METHOD } from './route-recorder'
 
 /** The `route` label of requests that matched no route: one series, however many junk paths. */
 export const UNMATCHED_ROUTE = '__unmatched__'
@@ -77,6 +79,9 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
 
   // Every measured route gets its own recorder and onResponse hook, added at registration.
   const recordersByRoute = new Map<string, RouteRecorder>()
+  const unmatched = new RouteRecorder(http, UNMATCHED_ROUTE, workerId, unmatchedMethodLabel)
+  recordersByRoute.set(UNMATCHED_ROUTE, unmatched)
+  setUnmatchedRecorder(fastify, unmatched)
   const recorderFor = (route: string) => {
     let recorder = recordersByRoute.get(route)
     if (recorder === undefined) {
@@ -97,7 +102,6 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   })
 
   // Requests that matched no route land on the 404 handler, which route hooks never see.
-  const unmatched = recorderFor(UNMATCHED_ROUTE)
   fastify.addHook('onResponse', (request, reply, done) => {
     if (request.is404) {
       unmatched.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)

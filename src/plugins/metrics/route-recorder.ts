@@ -6,6 +6,29 @@ import type { HttpMetrics } from './http-metrics'
 /** Status recorded for requests the client aborted before a response was sent (as nginx does). */
 export const CLIENT_CLOSED_STATUS = 499
 
+/** Methods that keep their own `method` label on the unmatched route. */
+export const COMMON_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+])
+
+/**
+ * The `method` label of every other method on the unmatched route: Node accepts 34 methods,
+ * and junk ones must not multiply the series. A route registered for such a method (e.g.
+ * PROPFIND) keeps its own method label.
+ */
+export const OTHER_METHOD = 'OTHER'
+
+/** The `method` label of a request that matched no route. */
+export function unmatchedMethodLabel(method: string): string {
+  return COMMON_METHODS.has(method) ? method : OTHER_METHOD
+}
+
 interface SeriesChildren {
   inc: () => void
   observe: (seconds: number) => void
@@ -18,6 +41,8 @@ export class RouteRecorder {
     private readonly metrics: HttpMetrics,
     readonly route: string,
     private readonly workerId: string,
+    /** Maps a request's method to its label; the unmatched route bounds them. */
+    private readonly methodLabel: (method: string) => string = (method) => method,
   ) {}
 
   record(method: string, statusCode: number, seconds: number): void {
@@ -47,7 +72,7 @@ export class RouteRecorder {
 
   private createChildren(method: string, statusCode: number): SeriesChildren {
     const labels = {
-      method,
+      method: this.methodLabel(method),
       route: this.route,
       status_code: String(statusCode),
       worker_id: this.workerId,
