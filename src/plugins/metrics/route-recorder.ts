@@ -1,7 +1,8 @@
 // Records one route's requests. Each route gets its own recorder when it is registered, so the
-// hot path knows its route template without asking Fastify, and finds its label children in a
-// small map keyed by method and status code: nothing is allocated once a series exists.
+// hot path knows its route template without asking Fastify, and finds its series in a small
+// map keyed by method and status code: nothing is allocated once a series exists.
 import type { HttpMetrics } from './http-metrics'
+import { RequestSeries } from './request-series'
 
 /** Status recorded for requests the client aborted before a response was sent (as nginx does). */
 export const CLIENT_CLOSED_STATUS = 499
@@ -29,13 +30,8 @@ export function unmatchedMethodLabel(method: string): string {
   return COMMON_METHODS.has(method) ? method : OTHER_METHOD
 }
 
-interface SeriesChildren {
-  inc: () => void
-  observe: (seconds: number) => void
-}
-
 export class RouteRecorder {
-  private readonly byMethod = new Map<string, Map<number, SeriesChildren>>()
+  private readonly byMethod = new Map<string, Map<number, RequestSeries>>()
 
   constructor(
     private readonly metrics: HttpMetrics,
@@ -46,39 +42,32 @@ export class RouteRecorder {
   ) {}
 
   record(method: string, statusCode: number, seconds: number): void {
-    const children = this.childrenFor(method, statusCode)
-    children.inc()
-    children.observe(seconds)
+    this.seriesFor(method, statusCode).record(seconds)
   }
 
-  private childrenFor(method: string, statusCode: number): SeriesChildren {
+  /** A request the client abandoned: counted, but it has no response time to observe. */
+  recordAborted(method: string): void {
+    this.seriesFor(method, CLIENT_CLOSED_STATUS).count()
+  }
+
+  private seriesFor(method: string, statusCode: number): RequestSeries {
+    const series = this.byMethod.get(method)?.get(statusCode)
+    return series ?? this.createSeries(method, statusCode)
+  }
+
+  private createSeries(method: string, statusCode: number): RequestSeries {
     let byStatus = this.byMethod.get(method)
     if (byStatus === undefined) {
       byStatus = new Map()
       this.byMethod.set(method, byStatus)
     }
-    let children = byStatus.get(statusCode)
-    if (children === undefined) {
-      children = this.createChildren(method, statusCode)
-      byStatus.set(statusCode, children)
-    }
-    return children
-  }
-
-  /** A request the client abandoned: counted, but it has no response time to observe. */
-  recordAborted(method: string): void {
-    this.childrenFor(method, CLIENT_CLOSED_STATUS).inc()
-  }
-
-  private createChildren(method: string, statusCode: number): SeriesChildren {
-    const labels = {
+    const series = new RequestSeries(this.metrics.requestsTotal, this.metrics.requestDuration, {
       method: this.methodLabel(method),
       route: this.route,
       status_code: String(statusCode),
       worker_id: this.workerId,
-    }
-    const counter = this.metrics.requestsTotal.labels(labels)
-    const histogram = this.metrics.requestDuration.labels(labels)
-    return { inc: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) }
+    })
+    byStatus.set(statusCode, series)
+    return series
   }
 }
