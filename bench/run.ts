@@ -41,10 +41,9 @@ interface Settings {
 }
 
 const FULL: Settings = {
-  // GET /, as in the CPU-time bench's mix. After 5,000 requests V8 still optimises the hot
-  // path (about 170 k instructions per request of compiling); after 8,000 it is done.
+  // GET /, as in the CPU-time bench's mix; see bench/lib/callgrind.ts for the warm-up.
   callgrind: {
-    warmupRequests: 8000,
+    warmupRequests: 10000,
     requests: 3000,
     path: '/',
     runs: 1,

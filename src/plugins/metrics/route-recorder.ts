@@ -41,8 +41,20 @@ export class RouteRecorder {
     private readonly methodLabel: (method: string) => string = (method) => method,
   ) {}
 
+  // The series of the previous request: most requests to a route repeat its method and status.
+  private lastMethod = ''
+  private lastStatusCode = 0
+  private lastSeries: RequestSeries | undefined
+
   record(method: string, statusCode: number, seconds: number): void {
-    this.seriesFor(method, statusCode).record(seconds)
+    let series = this.lastSeries
+    if (series === undefined || method !== this.lastMethod || statusCode !== this.lastStatusCode) {
+      series = this.seriesFor(method, statusCode)
+      this.lastMethod = method
+      this.lastStatusCode = statusCode
+      this.lastSeries = series
+    }
+    series.record(seconds)
   }
 
   /** A request the client abandoned: counted, but it has no response time to observe. */
