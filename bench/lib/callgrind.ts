@@ -44,7 +44,12 @@ async function compileServer(buildDir: string): Promise<string> {
  * anonymous memory, which valgrind must re-translate when it changes. `--instr-atstart=no`:
  * start-up runs uninstrumented (faster); counting starts with the warm-up.
  */
-export const VALGRIND_FLAGS = ['--tool=callgrind', '--smc-check=all-non-file', '--instr-atstart=no']
+export const VALGRIND_FLAGS = [
+  '--quiet',
+  '--tool=callgrind',
+  '--smc-check=all-non-file',
+  '--instr-atstart=no',
+]
 /**
  * `--predictable` (single-threaded V8: no compiler or GC helper threads, whose work would land
  * in or out of the window by scheduling) and `--predictable-gc-schedule` (heap growth not tied
