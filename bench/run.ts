@@ -8,12 +8,20 @@
 //   --no-cluster                  skip the PM2 parts
 //   --cpu-prof                    run the single-process servers under --cpu-prof (profiles in
 //                                 bench/results/profiles/, summarise with bench/profile-summary.ts)
+//   --callgrind-runs <n>          instruction counts under callgrind, n runs per variant
+//                                 (full run: 1; quick run: none unless asked)
+//   --callgrind-only              the instruction counts alone (3 runs unless --callgrind-runs)
+//   --callgrind-profile           also write node's perf maps, to name JS functions in the dumps
+//                                 (bench/callgrind-annotate.ts)
+// Everything a run writes (results JSON, callgrind dumps, profiles) goes to the ignored
+// bench/results/; the figures worth keeping go in the docs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { type CallgrindSettings, runCallgrindBench } from './lib/callgrind'
 import { type ClusterSettings, runClusterBench } from './lib/cluster'
-import { type BenchResults, renderAll, type Target } from './lib/report'
+import { type BenchResults, renderAll, renderCallgrind, type Target } from './lib/report'
 import {
   type CpuSettings,
   LoadGenerator,
@@ -26,12 +34,22 @@ const ROOT = join(__dirname, '..')
 
 /** Durations are whole seconds: autocannon runs for at least one second, in whole seconds. */
 interface Settings {
+  callgrind: CallgrindSettings
   cpu: CpuSettings
   saturation: SaturationSettings
   cluster: ClusterSettings
 }
 
 const FULL: Settings = {
+  // GET /, as in the CPU-time bench's mix; see bench/lib/callgrind.ts for the warm-up.
+  callgrind: {
+    warmupRequests: 10000,
+    requests: 3000,
+    path: '/',
+    runs: 1,
+    parallel: 2,
+    profile: false,
+  },
   cpu: { rate: 3000, durationS: 5, rounds: 6, warmupS: 3, preheatS: 1, connections: 10 },
   saturation: { durationS: 3, rounds: 2, connections: 50 },
   cluster: {
@@ -53,6 +71,14 @@ const FULL: Settings = {
 }
 
 const QUICK: Settings = {
+  callgrind: {
+    warmupRequests: 300,
+    requests: 300,
+    path: '/',
+    runs: 0,
+    parallel: 2,
+    profile: false,
+  },
   cpu: { rate: 1000, durationS: 1, rounds: 2, warmupS: 1, preheatS: 0, connections: 5 },
   saturation: { durationS: 1, rounds: 1, connections: 20 },
   cluster: {
@@ -76,10 +102,30 @@ function versionOf(pkg: string): string {
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
 }
 
+function versionsOf(): Record<string, string> {
+  return {
+    node: process.versions.node,
+    fastify: versionOf('fastify'),
+    'prom-client': versionOf('prom-client'),
+    'fastify-metrics': versionOf('fastify-metrics'),
+    autocannon: versionOf('autocannon'),
+    pm2: versionOf('pm2'),
+  }
+}
+
 function evaluateTargets(results: BenchResults): Target[] {
   const targets: Target[] = []
   const ratio = (v: keyof BenchResults['cpu']['summary']) => results.cpu.summary[v].ratioToBare
   const ours = ratio('plugin')
+  if (results.callgrind) {
+    const plugin = results.callgrind.variants.plugin
+    targets.push({
+      name: 'instructions per request, plugin ÷ bare (callgrind)',
+      target: '≤ 1.030',
+      value: `${plugin.ratioToBare.toFixed(3)} (runs within ${plugin.summary.spreadPercent.toFixed(2)} %)`,
+      met: plugin.ratioToBare <= 1.03,
+    })
+  }
   targets.push({
     name: 'CPU per request, plugin ÷ bare (median of rounds)',
     target: '≤ 1.08',
@@ -152,6 +198,9 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
+      'callgrind-runs': { type: 'string' },
+      'callgrind-only': { type: 'boolean', default: false },
+      'callgrind-profile': { type: 'boolean', default: false },
     },
   })
   const mode = values.quick ? 'quick' : 'full'
@@ -163,6 +212,35 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`[bench +${elapsed()} s] ${line}\n`)
   const loadavgBefore = loadavg().map((l) => round(l, 2))
   log(`${mode} run; load average ${loadavgBefore.join(' ')} on ${cpus().length} cores`)
+
+  const callgrindRuns =
+    values['callgrind-runs'] !== undefined
+      ? Number(values['callgrind-runs'])
+      : values['callgrind-only']
+        ? 3
+        : settings.callgrind.runs
+  if (!Number.isInteger(callgrindRuns) || callgrindRuns < 0) {
+    throw new TypeError(`--callgrind-runs must be a whole number, got ${values['callgrind-runs']}`)
+  }
+  const callgrind =
+    callgrindRuns > 0
+      ? await runCallgrindBench(
+          { ...settings.callgrind, runs: callgrindRuns, profile: values['callgrind-profile'] },
+          () => LoadGenerator.start(),
+          join(ROOT, 'bench', 'results', 'callgrind', stamp),
+          log,
+        )
+      : null
+  if (values['callgrind-only'] && callgrind) {
+    mkdirSync(dirname(out), { recursive: true })
+    writeFileSync(
+      out,
+      `${JSON.stringify({ schema: 'bench-callgrind/1', mode, startedAt: started.toISOString(), versions: versionsOf(), callgrind }, null, 2)}\n`,
+    )
+    process.stdout.write(`\n${renderCallgrind(callgrind)}\n\n`)
+    log(`results written to ${out}`)
+    return
+  }
 
   const profileDir = join(ROOT, 'bench', 'results', 'profiles')
   if (values['cpu-prof']) mkdirSync(profileDir, { recursive: true })
@@ -195,14 +273,8 @@ async function main(): Promise<void> {
       loadavgBefore,
       loadavgAfter: loadavg().map((l) => round(l, 2)),
     },
-    versions: {
-      node: process.versions.node,
-      fastify: versionOf('fastify'),
-      'prom-client': versionOf('prom-client'),
-      'fastify-metrics': versionOf('fastify-metrics'),
-      autocannon: versionOf('autocannon'),
-      pm2: versionOf('pm2'),
-    },
+    versions: versionsOf(),
+    callgrind,
     cpu,
     saturation,
     cluster,

@@ -6,9 +6,24 @@ import { isAlive, killAll } from '../../test/helpers/pm2'
 
 const run = promisify(execFile)
 
-export function forkScript(script: string, args: string[] = [], execArgv: string[] = []) {
+/** A program that runs node itself, e.g. valgrind: `<execPath> <wrapperArgs> node <flags> script`. */
+export interface Wrapper {
+  execPath: string
+  wrapperArgs: string[]
+}
+
+export function forkScript(
+  script: string,
+  args: string[] = [],
+  execArgv: string[] = [],
+  wrapper?: Wrapper,
+) {
+  // TypeScript through tsx; compiled JavaScript (the instruction-count bench) as it is.
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : []
+  const nodeArgs = [...loader, ...execArgv]
   const child = fork(script, args, {
-    execArgv: ['--import', 'tsx', ...execArgv],
+    execPath: wrapper?.execPath ?? process.execPath,
+    execArgv: wrapper ? [...wrapper.wrapperArgs, process.execPath, ...nodeArgs] : nodeArgs,
     env: { ...process.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })

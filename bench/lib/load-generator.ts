@@ -2,6 +2,7 @@
 // apart from the server. It runs autocannon on request (IPC) and answers with its own
 // latency percentiles: autocannon's histogram keeps whole milliseconds, too coarse here, so
 // every response time is kept at full resolution from its 'response' events.
+import { Agent, request } from 'node:http'
 import autocannon from 'autocannon'
 import { percentile } from './stats'
 
@@ -32,8 +33,38 @@ export interface LoadResult {
 
 export type LoadMessage =
   | { type: 'run'; options: LoadOptions }
+  | { type: 'fixed'; url: string; count: number }
   | { type: 'result'; result: LoadResult }
+  | { type: 'fixed-result'; answered: number }
   | { type: 'error'; message: string }
+
+/**
+ * Exactly `count` GETs of `url`, one after another on one keep-alive connection: the same
+ * work for every server, whatever its speed (the instruction-count bench runs under valgrind).
+ * Resolves with the number answered 2xx; rejects on any other answer.
+ */
+export async function runFixed(url: string, count: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  let answered = 0
+  try {
+    for (let i = 0; i < count; i++) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(url, { agent }, (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+          res.on('error', reject)
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      if (status < 200 || status > 299) throw new Error(`GET ${url} answered ${status}`)
+      answered++
+    }
+  } finally {
+    agent.destroy()
+  }
+  return answered
+}
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = []
@@ -78,6 +109,14 @@ if (require.main === module) {
   if (process.send === undefined) throw new Error('start me with an IPC channel (fork)')
   process.on('message', (message: LoadMessage | { type: 'close' }) => {
     if (message.type === 'close') process.exit(0)
+    if (message.type === 'fixed') {
+      runFixed(message.url, message.count).then(
+        (answered) => process.send?.({ type: 'fixed-result', answered } satisfies LoadMessage),
+        (err: Error) =>
+          process.send?.({ type: 'error', message: err.message } satisfies LoadMessage),
+      )
+      return
+    }
     if (message.type !== 'run') return
     runLoad(message.options).then(
       (result) => process.send?.({ type: 'result', result } satisfies LoadMessage),

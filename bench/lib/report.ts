@@ -1,9 +1,10 @@
 // Renders bench results as Markdown tables: printed at the end of a run, and pasted as-is into
 // the README's Performance section.
+import type { CallgrindResults } from './callgrind'
 import type { ClusterResults, ScrapeSummary } from './cluster'
 import type { CpuResults, SaturationResults } from './single-process'
 import type { Spread } from './stats'
-import { VARIANT_LABELS, VARIANTS } from './variants'
+import { CALLGRIND_VARIANTS, VARIANT_LABELS, VARIANTS } from './variants'
 
 export interface Target {
   name: string
@@ -25,6 +26,8 @@ export interface BenchResults {
     loadavgAfter: number[]
   }
   versions: Record<string, string>
+  /** Instructions per request under callgrind; null when not measured (quick runs). */
+  callgrind: CallgrindResults | null
   cpu: CpuResults
   saturation: SaturationResults | null
   cluster: ClusterResults | null
@@ -69,6 +72,32 @@ export function renderCpu(cpu: CpuResults): string {
           fmt(s.latencyP99Ms.median, 3),
           v === 'bare' ? '' : fmt(s.addedLatencyP50Ms.median, 3),
           v === 'bare' ? '' : fmt(s.addedLatencyP99Ms.median, 3),
+        ]
+      }),
+    ),
+  ].join('\n')
+}
+
+export function renderCallgrind(callgrind: CallgrindResults): string {
+  const { settings } = callgrind
+  const runs = settings.runs
+  return [
+    `Instructions per request (callgrind): GET ${settings.path}, ${settings.requests} requests ` +
+      `on one keep-alive connection after ${settings.warmupRequests} unmeasured; ` +
+      `${runs === 1 ? 'one run' : `median of ${runs} runs, each in a fresh process`}; ` +
+      `node ${callgrind.nodeFlags.join(' ')}, valgrind ${callgrind.valgrindFlags.join(' ')}.`,
+    '',
+    table(
+      ['variant', 'instructions / request', '÷ bare', 'added / request', 'spread of runs'],
+      CALLGRIND_VARIANTS.map((v) => {
+        const s = callgrind.variants[v]
+        const bare = callgrind.variants.bare.summary.median
+        return [
+          VARIANT_LABELS[v],
+          fmt(s.summary.median, 0),
+          fmt(s.ratioToBare, 3),
+          v === 'bare' ? '' : fmt(s.summary.median - bare, 0),
+          runs > 1 ? `${fmt(s.summary.spreadPercent, 2)} %` : '',
         ]
       }),
     ),
@@ -154,7 +183,7 @@ export function renderAll(results: BenchResults): string {
     `${results.mode} run, ${results.startedAt}, ${fmt(results.durationS, 0)} s; ${machine.cores} cores ` +
       `(${machine.cpuModel}), Node ${results.versions.node}; load average before ` +
       `${machine.loadavgBefore.map((l) => fmt(l)).join(' ')}, after ${machine.loadavgAfter.map((l) => fmt(l)).join(' ')}.`,
-    '',
+    results.callgrind ? `\n${renderCallgrind(results.callgrind)}\n` : '',
     renderCpu(results.cpu),
     results.saturation ? `\n${renderSaturation(results.saturation)}` : '',
     results.cluster ? `\n${renderCluster(results.cluster)}` : '',

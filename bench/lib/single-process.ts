@@ -111,6 +111,24 @@ export class LoadGenerator {
     return message.result
   }
 
+  /** Exactly `count` GETs of `url` on one keep-alive connection; the number answered. */
+  async fixed(url: string, count: number, timeoutMs: number): Promise<number> {
+    const answer = nextMessage(
+      this.child,
+      (m) => {
+        const message = m as LoadMessage
+        return message.type === 'fixed-result' || message.type === 'error' ? message : undefined
+      },
+      timeoutMs,
+      'load generator',
+    )
+    this.child.send({ type: 'fixed', url, count } satisfies LoadMessage)
+    const message = await answer
+    if (message.type === 'error') throw new Error(`load generator: ${message.message}`)
+    if (message.type !== 'fixed-result') throw new Error('load generator: unexpected answer')
+    return message.answered
+  }
+
   stop(): Promise<void> {
     return stopChild(this.child)
   }

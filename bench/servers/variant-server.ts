@@ -3,13 +3,56 @@
 // The runner talks to it over the IPC channel only: the server reports its port, then its own
 // CPU time when asked, so the measurement never travels through the HTTP server it measures.
 import Fastify, { type FastifyInstance } from 'fastify'
+import { Counter, Histogram, Registry } from 'prom-client'
 import metricsPlugin from '../../src/plugins/metrics'
+import { DEFAULT_BUCKETS } from '../../src/plugins/metrics/http-metrics'
 import demoRoutes from '../../src/routes/demo'
-import { isVariant, type RunnerMessage, type ServerMessage, type Variant } from '../lib/variants'
+import {
+  isServerVariant,
+  type RunnerMessage,
+  type ServerMessage,
+  type ServerVariant,
+} from '../lib/variants'
 
-async function registerVariant(app: FastifyInstance, variant: Variant): Promise<void> {
+/** What most hand-written Fastify metrics look like: one global hook, a labels object per request. */
+function registerNaiveHook(app: FastifyInstance): void {
+  const registry = new Registry()
+  const labelNames = ['method', 'route', 'status_code', 'worker_id']
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'requests',
+    labelNames,
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'duration',
+    labelNames,
+    buckets: DEFAULT_BUCKETS,
+    registers: [registry],
+  })
+  app.addHook('onResponse', (request, reply, done) => {
+    const labels = {
+      method: request.method,
+      route: request.routeOptions.url ?? '__unmatched__',
+      status_code: String(reply.statusCode),
+      worker_id: '0',
+    }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+    done()
+  })
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  )
+}
+
+async function registerVariant(app: FastifyInstance, variant: ServerVariant): Promise<void> {
   switch (variant) {
     case 'bare':
+      return
+    case 'naive-hook':
+      registerNaiveHook(app)
       return
     case 'plugin':
       // As the service registers it: its own registry, worker_id, process metrics, /metrics.
@@ -40,7 +83,7 @@ async function registerVariant(app: FastifyInstance, variant: Variant): Promise<
 
 async function main(): Promise<void> {
   const variant = process.argv[2] ?? ''
-  if (!isVariant(variant)) throw new Error(`unknown variant ${JSON.stringify(variant)}`)
+  if (!isServerVariant(variant)) throw new Error(`unknown variant ${JSON.stringify(variant)}`)
   if (process.send === undefined) throw new Error('start me with an IPC channel (fork)')
   const send = (message: ServerMessage) => process.send?.(message)
 
@@ -58,6 +101,12 @@ async function main(): Promise<void> {
     if (message.type === 'usage') {
       const { user, system } = process.cpuUsage()
       send({ type: 'usage', cpuMicros: user + system, rssBytes: process.memoryUsage.rss() })
+    } else if (message.type === 'gc') {
+      // Under --expose-gc only (the instruction-count bench): every measurement then starts
+      // from an empty young generation, so garbage collections fall at the same requests.
+      // A minor collection only: a full one throws optimised code away.
+      ;(globalThis.gc as ((options: { type: 'minor' }) => void) | undefined)?.({ type: 'minor' })
+      send({ type: 'gc-done' })
     } else if (message.type === 'close') {
       void shutdown()
     }

@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client'
 import { renderRegistry } from '../../cluster/exposition'
 import { resolveWorkerIdentity } from '../../lib/worker-identity'
 import { type ClusterOptions, clusterCollector } from './cluster'
+import { setUnmatchedRecorder } from './framework-errors'
 import {
   createHttpMetrics,
   createWorkerRegistry,
@@ -14,11 +15,12 @@ import {
   type HttpMetrics,
 } from './http-metrics'
 import { type MetricsCollector, metricsRoute } from './metrics-route'
-import { RouteRecorder } from './route-recorder'
+import { RouteRecorder, unmatchedMethodLabel } from './route-recorder'
 
 export type { ClusterOptions } from './cluster'
+export { countFrameworkErrors } from './framework-errors'
 export { type MetricsCollector, metricsRoute, type Scrape } from './metrics-route'
-export { CLIENT_CLOSED_STATUS } from './route-recorder'
+export { CLIENT_CLOSED_STATUS, COMMON_METHODS, OTHER_METHOD } from './route-recorder'
 
 /** The `route` label of requests that matched no route: one series, however many junk paths. */
 export const UNMATCHED_ROUTE = '__unmatched__'
@@ -92,6 +94,9 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
 
   // Every measured route gets its own recorder and onResponse hook, added at registration.
   const recordersByRoute = new Map<string, RouteRecorder>()
+  const unmatched = new RouteRecorder(http, UNMATCHED_ROUTE, workerId, unmatchedMethodLabel)
+  recordersByRoute.set(UNMATCHED_ROUTE, unmatched)
+  setUnmatchedRecorder(fastify, unmatched)
   const recorderFor = (route: string) => {
     let recorder = recordersByRoute.get(route)
     if (recorder === undefined) {
@@ -112,7 +117,6 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   })
 
   // Requests that matched no route land on the 404 handler, which route hooks never see.
-  const unmatched = recorderFor(UNMATCHED_ROUTE)
   fastify.addHook('onResponse', (request, reply, done) => {
     if (request.is404) {
       unmatched.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
