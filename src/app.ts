@@ -8,7 +8,7 @@ import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
 import { type Config, ConfigError, parseBuckets, resolveMetricsToken } from './config'
 import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
 import { resolveWorkerIdentity, type WorkerIdentity } from './lib/worker-identity'
-import metricsPlugin, { metricsRoute } from './plugins/metrics'
+import metricsPlugin, { countFrameworkErrors, metricsRoute } from './plugins/metrics'
 import { createWorkerRegistry } from './plugins/metrics/http-metrics'
 import demoRoutes from './routes/demo'
 
@@ -47,7 +47,9 @@ export async function buildApp(
   const registry = options.registry ?? createWorkerRegistry(workerId)
   const token = resolveMetricsToken(config)
 
-  const app = Fastify(serverOptions)
+  // Requests the router rejects before any hook runs (a bad escape, an overlong parameter)
+  // are counted there, under the unmatched route.
+  const app = Fastify({ ...serverOptions, frameworkErrors: countFrameworkErrors })
   rejectJunk(app)
 
   const clusterKey = `${identity.appName ?? 'app'}-${config.PORT}`

@@ -3,12 +3,15 @@
 export {
   CLIENT_CLOSED_STATUS,
   type ClusterOptions,
+  COMMON_METHODS,
+  countFrameworkErrors,
   default,
   default as metricsPlugin,
   type MetricsCollector,
   type MetricsDecorator,
   type MetricsPluginOptions,
   metricsRoute,
+  OTHER_METHOD,
   type Scrape,
   UNMATCHED_ROUTE,
 } from './plugins/metrics'

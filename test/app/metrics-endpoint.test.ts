@@ -32,6 +32,16 @@ test('standalone, /metrics is this process alone, with worker_id and no gather',
   assert.doesNotMatch(res.body, /cluster_metrics_/)
 })
 
+test('requests the router rejects are counted under the unmatched route', async (t) => {
+  const app = await build(t)
+  assert.equal((await app.inject('/nope%')).statusCode, 400)
+  const res = await app.inject('/metrics')
+  assert.match(
+    res.body,
+    /^http_requests_total\{method="GET",route="__unmatched__",status_code="400",worker_id="0"\} 1$/m,
+  )
+})
+
 test('with a token file: 401 without or with a wrong token, 200 with it', async (t) => {
   const app = await build(t, { METRICS_TOKEN_FILE: tokenFile })
   const wrongSameLength = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`
