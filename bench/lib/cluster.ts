@@ -1,94 +1,110 @@
-// Parts 2 and 3 of the bench: what a scrape costs through the cluster view (5 PM2 workers,
-// idle and under steady load, realistic and large registries), and the RSS each worker pays
-// for the cluster view (METRICS_CLUSTER=true vs false, same traffic and scrapes).
+// The cluster view's part of the bench, under real PM2: for each registry size, what a scrape
+// costs (the gather, the whole GET, the bytes with and without gzip) against the floor set by
+// the workers' own render time, idle and under steady traffic; the RSS the cluster view adds;
+// and, at the realistic size, concurrent scrapers (a storm, or several Prometheus replicas)
+// beside the service's own request latency.
 import { readFileSync } from 'node:fs'
+import { Agent } from 'node:http'
+import { gunzipSync } from 'node:zlib'
 import { httpGet, sleep } from '../../test/helpers/net'
-import type { LoadRequest } from './load-generator'
+import type { LoadRequest, LoadResult } from './load-generator'
 import { type BenchPm2App, startBenchPm2App } from './pm2-app'
 import type { LoadGenerator } from './single-process'
 import { percentile, round, type Spread, spread } from './stats'
 
 export interface RegistryShape {
+  name: string
+  /** Bench routes pre-populated in each worker (0: the service's own series only). */
   routes: number
   statusCodes: number
 }
 
 export interface ClusterSettings {
   instances: number
-  /** Traffic before the measured scrapes, so routes' series exist and code is compiled. */
+  /** Cores the workers share: the floor divides their render time by it. */
+  cores: number
+  registries: RegistryShape[]
   warmupS: number
-  warmupScrapes: number
-  idleScrapes: number
-  /** Upper bound of the idle phase, whatever the number of scrapes done by then. */
-  idleMaxS: number
-  /** Pause between two scrapes (each scrape opens a new connection, as after a reconnect). */
+  /** Scrapes for each latency figure (idle, under load, floor). */
+  scrapes: number
+  /** Upper bound of each scrape phase, whatever the number of scrapes done by then. */
+  phaseMaxS: number
   scrapeGapMs: number
   loadRate: number
-  loadDurationS: number
+  loadConnections: number
   /** Steady traffic, scraped once a second, before RSS is read. */
   memoryS: number
-  loadConnections: number
-  realistic: RegistryShape
-  large: RegistryShape
+  storm: { scrapers: number[]; durationS: number; serviceRate: number; settleS: number }
 }
 
 /** Traffic for the PM2 service: demo routes, 200s and a 404 from a matched route. */
-const CLUSTER_MIX: LoadRequest[] = [
+const SERVICE_MIX: LoadRequest[] = [
   { method: 'GET', path: '/' },
   { method: 'GET', path: '/items/2' },
   { method: 'GET', path: '/items/42' },
 ]
 
+/** What Prometheus 2.x sends. */
+const PROMETHEUS_HEADERS = {
+  accept:
+    'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
+  'accept-encoding': 'gzip',
+  'x-prometheus-scrape-timeout-seconds': '10',
+}
+
 interface Scrape {
-  e2eMs: number
+  ms: number
   gatherMs: number | null
-  bytes: number
-  series: number
-  seriesPerWorker: number
-  answered: number | null
-  expected: number | null
+  wireBytes: number
+  textBytes: number
+  complete: boolean
 }
 
-export interface ScrapeSummary {
+export interface Latency {
+  p50: number
+  p99: number
+  max: number
+}
+
+export interface ScrapePhase {
   scrapes: number
-  /** Scrapes in which every expected worker answered. */
   complete: number
-  /** Server-side gather time, as reported by cluster_metrics_gather_duration_seconds. */
-  gatherMs: { p50: number; p99: number; max: number } | null
-  /** Client-side time of the whole GET /metrics, new connection included. */
-  e2eMs: { p50: number; p99: number; max: number }
-  responseBytes: Spread
-  series: Spread
-  seriesPerWorker: Spread
+  gatherMs: Latency | null
+  getMs: Latency
+  wireBytes: Spread
+  textBytes: Spread
 }
 
-export interface ScenarioResult {
-  name: string
-  metricsCluster: boolean
+export interface RegistryResult {
   registry: RegistryShape
-  /** Back-to-back scrapes with no traffic (cluster view on only). */
-  idle: ScrapeSummary | null
-  /** Back-to-back scrapes under steady traffic (cluster view on only). */
-  underLoad: (ScrapeSummary & { loadRps: number; loadErrors: number }) | null
-  /** Steady traffic with one scrape a second; RSS of every worker before and after. */
-  memory: {
-    scrapes: ScrapeSummary
-    loadRps: number
-    rssMiBAfterStart: number[]
-    rssMiBAfterLoad: number[]
-  }
+  seriesPerWorker: number
+  /** Each worker's own /metrics (cluster view off), same registry: the render it cannot avoid. */
+  ownGetMs: Latency
+  /** `instances` own renders shared by `cores` cores: what no gather can beat. */
+  floorMs: number
+  idle: ScrapePhase
+  underLoad: ScrapePhase & { loadRps: number }
+  /** Text format without gzip, for clients that ask for neither. */
+  plainBytes: number
+  rss: { clusterOnMiB: Spread; clusterOffMiB: Spread; addedMiBPerWorker: number }
+}
+
+export interface StormResult {
+  scrapers: number
+  anonymous: boolean
+  scrapesPerSecond: number
+  scrapes: number
+  complete: number
+  failed: number
+  getMs: Latency
+  serviceMs: { quiet: Latency; during: Latency }
+  rssMiB: { before: number[]; after: number[]; settled: number[] }
 }
 
 export interface ClusterResults {
   settings: ClusterSettings
-  scenarios: ScenarioResult[]
-  memory: {
-    clusterOnMiB: Spread
-    clusterOffMiB: Spread
-    /** Median worker RSS with the cluster view minus without, after the same traffic. */
-    addedMiBPerWorker: number
-    addedMiBPerWorkerAfterStart: number
-  }
+  registries: RegistryResult[]
+  storms: StormResult[]
 }
 
 const sampleValue = (body: string, name: string): number | null => {
@@ -96,68 +112,72 @@ const sampleValue = (body: string, name: string): number | null => {
   return match ? Number(match[1]) : null
 }
 
-async function scrape(baseUrl: string): Promise<Scrape> {
+async function scrape(baseUrl: string, headers: Record<string, string>, agent?: Agent) {
   const started = performance.now()
-  const res = await httpGet(`${baseUrl}/metrics`, { timeoutMs: 10_000 })
-  const e2eMs = performance.now() - started
+  const res = await httpGet(`${baseUrl}/metrics`, { headers, agent, timeoutMs: 15_000 })
+  const ms = performance.now() - started
   if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`)
-  const lines = res.body.split('\n').filter((line) => line !== '' && !line.startsWith('#'))
-  const gatherSeconds = sampleValue(res.body, 'cluster_metrics_gather_duration_seconds')
+  const raw = res.rawBody
+  const text = (res.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString()
+  const gatherSeconds = sampleValue(text, 'cluster_metrics_gather_duration_seconds')
+  const answered = sampleValue(text, 'cluster_metrics_workers_answered')
+  const expected = sampleValue(text, 'cluster_metrics_workers_expected')
   return {
-    e2eMs,
+    ms,
     gatherMs: gatherSeconds === null ? null : gatherSeconds * 1000,
-    bytes: Buffer.byteLength(res.body),
-    series: lines.length,
-    seriesPerWorker: lines.filter((line) => line.includes('worker_id="0"')).length,
-    answered: sampleValue(res.body, 'cluster_metrics_workers_answered'),
-    expected: sampleValue(res.body, 'cluster_metrics_workers_expected'),
+    wireBytes: raw.length,
+    textBytes: Buffer.byteLength(text),
+    complete: answered === null || answered === expected,
+    text,
   }
 }
 
-function summarise(scrapes: Scrape[]): ScrapeSummary {
-  const sorted = (pick: (s: Scrape) => number | null) =>
-    scrapes
-      .map(pick)
-      .filter((v): v is number => v !== null)
-      .sort((a, b) => a - b)
-  const pct = (values: number[]) => ({
-    p50: round(percentile(values, 0.5)),
-    p99: round(percentile(values, 0.99)),
-    max: round(values.at(-1) ?? Number.NaN),
-  })
-  const gather = sorted((s) => s.gatherMs)
+function latency(values: number[]): Latency {
+  const sorted = [...values].sort((a, b) => a - b)
+  return {
+    p50: round(percentile(sorted, 0.5)),
+    p99: round(percentile(sorted, 0.99)),
+    max: round(sorted.at(-1) ?? Number.NaN),
+  }
+}
+
+function summarise(scrapes: Scrape[]): ScrapePhase {
+  const gathers = scrapes.map((s) => s.gatherMs).filter((v): v is number => v !== null)
   return {
     scrapes: scrapes.length,
-    complete: scrapes.filter((s) => s.answered !== null && s.answered === s.expected).length,
-    gatherMs: gather.length > 0 ? pct(gather) : null,
-    e2eMs: pct(sorted((s) => s.e2eMs)),
-    responseBytes: spread(scrapes.map((s) => s.bytes)),
-    series: spread(scrapes.map((s) => s.series)),
-    seriesPerWorker: spread(scrapes.map((s) => s.seriesPerWorker)),
+    complete: scrapes.filter((s) => s.complete).length,
+    gatherMs: gathers.length > 0 ? latency(gathers) : null,
+    getMs: latency(scrapes.map((s) => s.ms)),
+    wireBytes: spread(scrapes.map((s) => s.wireBytes)),
+    textBytes: spread(scrapes.map((s) => s.textBytes)),
   }
 }
 
-/** Scrapes with `gapMs` between scrapes until `until` settles. */
-async function scrapeUntil(baseUrl: string, until: Promise<unknown>, gapMs: number) {
+/** Scrapes as one Prometheus does (one keep-alive connection) until `count` or `until`. */
+async function scrapeSeries(
+  baseUrl: string,
+  settings: ClusterSettings,
+  until?: Promise<unknown>,
+): Promise<Scrape[]> {
   let done = false
-  const settle = () => {
-    done = true
-  }
-  until.then(settle, settle)
+  until?.then(
+    () => {
+      done = true
+    },
+    () => {
+      done = true
+    },
+  )
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  const deadline = performance.now() + settings.phaseMaxS * 1000
   const scrapes: Scrape[] = []
-  while (!done) {
-    scrapes.push(await scrape(baseUrl))
-    await sleep(gapMs)
-  }
-  return scrapes
-}
-
-async function scrapeRepeatedly(baseUrl: string, count: number, gapMs: number, maxMs = Infinity) {
-  const scrapes: Scrape[] = []
-  const deadline = performance.now() + maxMs
-  for (let i = 0; i < count && performance.now() < deadline; i++) {
-    scrapes.push(await scrape(baseUrl))
-    await sleep(gapMs)
+  try {
+    while (!done && performance.now() < deadline && (until || scrapes.length < settings.scrapes)) {
+      scrapes.push(await scrape(baseUrl, PROMETHEUS_HEADERS, agent))
+      await sleep(settings.scrapeGapMs)
+    }
+  } finally {
+    agent.destroy()
   }
   return scrapes
 }
@@ -168,93 +188,192 @@ function rssMiB(pid: number): number {
   return round(kib / 1024, 1)
 }
 
-async function runScenario(
-  name: string,
+async function withApp<T>(
+  settings: ClusterSettings,
+  registry: RegistryShape,
   metricsCluster: boolean,
+  run: (app: BenchPm2App, rss: () => number[]) => Promise<T>,
+): Promise<T> {
+  const app = await startBenchPm2App({
+    instances: settings.instances,
+    env: {
+      METRICS_CLUSTER: String(metricsCluster),
+      METRICS_GATHER_TIMEOUT_MS: '5000',
+      ...(registry.routes > 0
+        ? {
+            BENCH_SERIES_ROUTES: String(registry.routes),
+            BENCH_SERIES_STATUS_CODES: String(registry.statusCodes),
+          }
+        : {}),
+    },
+  })
+  try {
+    const pids = [...app.workers.entries()].sort(([a], [b]) => Number(a) - Number(b))
+    return await run(app, () => pids.map(([, pid]) => rssMiB(pid)))
+  } finally {
+    await app.stop()
+  }
+}
+
+/** Steady traffic with one scrape a second (Prometheus' cadence at most), then every RSS. */
+async function memoryPhase(
+  app: BenchPm2App,
+  settings: ClusterSettings,
+  load: LoadGenerator,
+  rss: () => number[],
+): Promise<number[]> {
+  const traffic = load.run(loadOptions(app, settings, settings.memoryS))
+  let done = false
+  traffic.then(() => {
+    done = true
+  })
+  while (!done) {
+    await scrape(app.baseUrl, PROMETHEUS_HEADERS)
+    await sleep(1000)
+  }
+  await traffic
+  return rss()
+}
+
+function loadOptions(
+  app: BenchPm2App,
+  settings: ClusterSettings,
+  durationS: number,
+  rate?: number,
+) {
+  return {
+    url: app.baseUrl,
+    requests: SERVICE_MIX,
+    connections: settings.loadConnections,
+    durationS,
+    rate: rate ?? settings.loadRate,
+  }
+}
+
+async function benchRegistry(
   registry: RegistryShape,
   settings: ClusterSettings,
   load: LoadGenerator,
   log: (line: string) => void,
-): Promise<ScenarioResult> {
-  let app: BenchPm2App | undefined
-  log(`${name}: starting ${settings.instances} PM2 workers`)
-  try {
-    app = await startBenchPm2App({
-      instances: settings.instances,
-      env: {
-        METRICS_CLUSTER: String(metricsCluster),
-        BENCH_SERIES_ROUTES: String(registry.routes),
-        BENCH_SERIES_STATUS_CODES: String(registry.statusCodes),
-      },
-    })
-    const baseUrl = app.baseUrl
-    const pids = [...app.workers.entries()].sort(([a], [b]) => Number(a) - Number(b))
-    const rss = () => pids.map(([, pid]) => rssMiB(pid))
-    const afterStart = rss()
-    const loadOptions = (durationS: number) => ({
-      url: baseUrl,
-      requests: CLUSTER_MIX,
-      connections: settings.loadConnections,
-      durationS,
-      rate: settings.loadRate,
-    })
+): Promise<RegistryResult> {
+  // The floor, and RSS without the cluster view: same registry, same traffic and scrapes.
+  const off = await withApp(settings, registry, false, async (app, rss) => {
+    await load.run(loadOptions(app, settings, settings.warmupS))
+    const rssOff = await memoryPhase(app, settings, load, rss)
+    const own = await scrapeSeries(app.baseUrl, settings)
+    return { rssOff, own }
+  })
+  const ownGetMs = latency(off.own.map((s) => s.ms))
+  const floorMs = round((settings.instances * ownGetMs.p50) / settings.cores)
 
-    // Warm up: traffic makes the demo routes' series and compiles the hot code, as in service.
-    await load.run(loadOptions(settings.warmupS))
-
-    // Memory first, at a scrape cadence Prometheus would use (1 s), before the scrape-latency
-    // phases below scrape back to back and grow the heap far beyond normal service.
-    const memoryRun = load.run(loadOptions(settings.memoryS))
-    const memoryScrapes = await scrapeUntil(baseUrl, memoryRun, 1000)
-    const memoryLoad = await memoryRun
-    const afterLoad = rss()
-
-    let idle: ScrapeSummary | null = null
-    let underLoad: ScenarioResult['underLoad'] = null
-    if (metricsCluster) {
-      await scrapeRepeatedly(baseUrl, settings.warmupScrapes, settings.scrapeGapMs)
-      idle = summarise(
-        await scrapeRepeatedly(
-          baseUrl,
-          settings.idleScrapes,
-          settings.scrapeGapMs,
-          settings.idleMaxS * 1000,
-        ),
-      )
-      const loadRun = load.run(loadOptions(settings.loadDurationS))
-      await sleep(1000) // let the arrival rate settle first
-      const loaded = await scrapeUntil(baseUrl, loadRun, settings.scrapeGapMs)
-      const loadResult = await loadRun
-      underLoad = {
-        ...summarise(loaded),
-        loadRps: round(loadResult.rps, 1),
-        loadErrors: loadResult.errors + loadResult.timeouts,
-      }
-    }
-    const result: ScenarioResult = {
-      name,
-      metricsCluster,
+  return withApp(settings, registry, true, async (app, rss) => {
+    await load.run(loadOptions(app, settings, settings.warmupS))
+    const rssOn = await memoryPhase(app, settings, load, rss)
+    await scrapeSeries(app.baseUrl, { ...settings, scrapes: 10 })
+    const idleScrapes = await scrapeSeries(app.baseUrl, settings)
+    const plain = await scrape(app.baseUrl, {})
+    const traffic = load.run(loadOptions(app, settings, Math.max(5, settings.phaseMaxS)))
+    await sleep(1000) // let the arrival rate settle first
+    const loaded = await scrapeSeries(app.baseUrl, settings, traffic)
+    const trafficResult = await traffic
+    const clusterOnMiB = spread(rssOn)
+    const clusterOffMiB = spread(off.rssOff)
+    const result: RegistryResult = {
       registry,
-      idle,
-      underLoad,
-      memory: {
-        scrapes: summarise(memoryScrapes),
-        loadRps: round(memoryLoad.rps, 1),
-        rssMiBAfterStart: afterStart,
-        rssMiBAfterLoad: afterLoad,
+      seriesPerWorker: plain.text.split('\n').filter((l) => l.includes('worker_id="0"')).length,
+      ownGetMs,
+      floorMs,
+      idle: summarise(idleScrapes),
+      underLoad: { ...summarise(loaded), loadRps: round(trafficResult.rps, 1) },
+      plainBytes: plain.wireBytes,
+      rss: {
+        clusterOnMiB,
+        clusterOffMiB,
+        addedMiBPerWorker: round(clusterOnMiB.median - clusterOffMiB.median, 1),
       },
     }
-    const g = (s: ScrapeSummary | null) =>
-      s?.gatherMs ? `gather p50 ${s.gatherMs.p50} p99 ${s.gatherMs.p99} ms` : 'no gather'
+    const idle = result.idle
     log(
-      `${name}: idle ${g(idle)}; under load ${g(underLoad)}; ` +
-        `${result.memory.scrapes.series.median} series per scrape; ` +
-        `RSS after start ${afterStart.join(' ')}, after load ${afterLoad.join(' ')} MiB`,
+      `${registry.name}: ${result.seriesPerWorker} series per worker; floor ${floorMs} ms; ` +
+        `gather p50 ${idle.gatherMs?.p50} p99 ${idle.gatherMs?.p99} ms idle, p99 ${result.underLoad.gatherMs?.p99} ms under ${result.underLoad.loadRps} req/s; ` +
+        `GET p50 ${idle.getMs.p50} p99 ${idle.getMs.p99} ms; ${idle.wireBytes.median} B gzip, ${result.plainBytes} B plain; ` +
+        `RSS +${result.rss.addedMiBPerWorker} MiB per worker`,
     )
     return result
-  } finally {
-    await app?.stop()
-  }
+  })
+}
+
+/** `count` scrapers in parallel for `durationS`, each scraping back to back. */
+async function scrapers(baseUrl: string, count: number, durationS: number, anonymous: boolean) {
+  const until = performance.now() + durationS * 1000
+  const scrapes: Scrape[] = []
+  let failed = 0
+  await Promise.all(
+    Array.from({ length: count }, async () => {
+      // Prometheus replicas keep a connection each; anonymous clients open one per scrape.
+      const agent = anonymous ? undefined : new Agent({ keepAlive: true, maxSockets: 1 })
+      try {
+        while (performance.now() < until) {
+          try {
+            scrapes.push(await scrape(baseUrl, anonymous ? {} : PROMETHEUS_HEADERS, agent))
+          } catch {
+            failed++
+          }
+        }
+      } finally {
+        agent?.destroy()
+      }
+    }),
+  )
+  return { scrapes, failed }
+}
+
+async function benchStorm(
+  scraperCount: number,
+  anonymous: boolean,
+  registry: RegistryShape,
+  settings: ClusterSettings,
+  load: LoadGenerator,
+  log: (line: string) => void,
+): Promise<StormResult> {
+  const { durationS, serviceRate, settleS } = settings.storm
+  return withApp(settings, registry, true, async (app, rss) => {
+    await load.run(loadOptions(app, settings, settings.warmupS))
+    const serviceLoad = (): Promise<LoadResult> =>
+      load.run(loadOptions(app, settings, durationS, serviceRate))
+    const quiet = await serviceLoad()
+    const before = rss()
+    const during = serviceLoad()
+    const storm = await scrapers(app.baseUrl, scraperCount, durationS, anonymous)
+    const serviceDuring = await during
+    const after = rss()
+    await sleep(settleS * 1000)
+    const settled = rss()
+    const result: StormResult = {
+      scrapers: scraperCount,
+      anonymous,
+      scrapesPerSecond: round(storm.scrapes.length / durationS, 1),
+      scrapes: storm.scrapes.length + storm.failed,
+      complete: storm.scrapes.filter((s) => s.complete).length,
+      failed: storm.failed,
+      getMs: latency(storm.scrapes.map((s) => s.ms)),
+      serviceMs: {
+        quiet: pick(quiet.latencyMs),
+        during: pick(serviceDuring.latencyMs),
+      },
+      rssMiB: { before, after, settled },
+    }
+    log(
+      `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers: ${result.scrapesPerSecond} scrapes/s, ` +
+        `${result.complete} of ${result.scrapes} complete; service p99 ${result.serviceMs.quiet.p99} -> ${result.serviceMs.during.p99} ms; ` +
+        `RSS ${spread(before).median} -> ${spread(after).median} -> ${spread(settled).median} MiB`,
+    )
+    return result
+  })
+}
+
+function pick(l: LoadResult['latencyMs']): Latency {
+  return { p50: round(l.p50), p99: round(l.p99), max: round(l.max) }
 }
 
 export async function runClusterBench(
@@ -262,30 +381,15 @@ export async function runClusterBench(
   load: LoadGenerator,
   log: (line: string) => void,
 ): Promise<ClusterResults> {
-  const scenarios: ScenarioResult[] = []
-  // Cluster view on and off with the same registry and traffic: the RSS difference is its cost.
-  scenarios.push(await runScenario('realistic', true, settings.realistic, settings, load, log))
-  scenarios.push(
-    await runScenario(
-      'realistic, cluster view off',
-      false,
-      settings.realistic,
-      settings,
-      load,
-      log,
-    ),
-  )
-  scenarios.push(await runScenario('large', true, settings.large, settings, load, log))
-  const [on, off] = scenarios.map((sc) => sc.memory)
-  const med = (values: number[]) => spread(values).median
-  return {
-    settings,
-    scenarios,
-    memory: {
-      clusterOnMiB: spread(on.rssMiBAfterLoad),
-      clusterOffMiB: spread(off.rssMiBAfterLoad),
-      addedMiBPerWorker: round(med(on.rssMiBAfterLoad) - med(off.rssMiBAfterLoad), 1),
-      addedMiBPerWorkerAfterStart: round(med(on.rssMiBAfterStart) - med(off.rssMiBAfterStart), 1),
-    },
+  const registries: RegistryResult[] = []
+  for (const registry of settings.registries) {
+    registries.push(await benchRegistry(registry, settings, load, log))
   }
+  const storms: StormResult[] = []
+  const realistic =
+    settings.registries.find((r) => r.name === 'realistic') ?? settings.registries[0]
+  const [prometheusLike, anonymous] = settings.storm.scrapers
+  storms.push(await benchStorm(prometheusLike, false, realistic, settings, load, log))
+  storms.push(await benchStorm(anonymous, true, realistic, settings, load, log))
+  return { settings, registries, storms }
 }

@@ -1,9 +1,9 @@
 // Renders bench results as Markdown tables: printed at the end of a run, and pasted as-is into
 // the README's Performance section.
 import type { CallgrindResults } from './callgrind'
-import type { ClusterResults, ScrapeSummary } from './cluster'
+import type { ClusterResults, Latency } from './cluster'
 import type { CpuResults, SaturationResults } from './single-process'
-import type { Spread } from './stats'
+import { type Spread, spread } from './stats'
 import { CALLGRIND_VARIANTS, VARIANT_LABELS, VARIANTS } from './variants'
 
 export interface Target {
@@ -120,53 +120,68 @@ export function renderSaturation(saturation: SaturationResults): string {
   ].join('\n')
 }
 
-const ms = (s: ScrapeSummary, pick: 'gatherMs' | 'e2eMs') => {
-  const v = s[pick]
-  return v ? `${fmt(v.p50, 1)} / ${fmt(v.p99, 1)}` : 'n/a'
-}
+const pair = (l: Latency | null) => (l ? `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)}` : 'n/a')
+const kib = (bytes: number) => `${fmt(bytes / 1024, 1)} KiB`
 
 export function renderCluster(cluster: ClusterResults): string {
   const { settings } = cluster
-  const size = (s: ScrapeSummary) =>
-    `${fmt(s.series.median, 0)} (${fmt(s.seriesPerWorker.median, 0)} per worker), ` +
-    `${fmt(s.responseBytes.median / 1024, 0)} KiB`
-  const row = (name: string, traffic: string, s: ScrapeSummary) => [
-    name,
-    traffic,
-    ms(s, 'gatherMs'),
-    ms(s, 'e2eMs'),
+  const rows = cluster.registries.map((r) => [
+    `${r.registry.name} (${r.seriesPerWorker} series per worker)`,
+    `${fmt(r.floorMs, 1)} (own GET p50 ${fmt(r.ownGetMs.p50, 1)})`,
+    pair(r.idle.gatherMs),
+    pair(r.idle.getMs),
+    `${fmt(r.idle.getMs.p50 / r.floorMs, 2)} ×`,
+    `${pair(r.underLoad.gatherMs)} at ${fmt(r.underLoad.loadRps, 0)} req/s`,
+    `${r.idle.complete + r.underLoad.complete}/${r.idle.scrapes + r.underLoad.scrapes}`,
+    `${kib(r.idle.wireBytes.median)} (${kib(r.plainBytes)} plain)`,
+    `${fmt(r.rss.addedMiBPerWorker, 1)} MiB`,
+  ])
+  const storms = cluster.storms.map((s) => [
+    `${s.scrapers} ${s.anonymous ? 'anonymous (text, no gzip, new connection each)' : 'Prometheus-like (OpenMetrics, gzip, keep-alive)'}`,
+    fmt(s.scrapesPerSecond, 0),
     `${s.complete}/${s.scrapes}`,
-    size(s),
-  ]
-  const rows = cluster.scenarios.flatMap((sc) => {
-    const name = `${sc.name} (${sc.registry.routes} routes × ${sc.registry.statusCodes} codes)`
-    return [
-      ...(sc.idle ? [row(name, 'idle', sc.idle)] : []),
-      ...(sc.underLoad ? [row(name, `${fmt(sc.underLoad.loadRps, 0)} req/s`, sc.underLoad)] : []),
-    ]
-  })
-  const { memory } = cluster
+    pair(s.getMs),
+    `${fmt(s.serviceMs.quiet.p99, 1)} → ${fmt(s.serviceMs.during.p99, 1)}`,
+    `${fmt(spread(s.rssMiB.before).median, 1)} → ${fmt(spread(s.rssMiB.after).median, 1)} → ${fmt(spread(s.rssMiB.settled).median, 1)}`,
+  ])
   return [
-    `Scrapes through the cluster view, ${settings.instances} PM2 workers, back to back, each on a ` +
-      'new connection; gather = server-side time reported in ' +
-      '`cluster_metrics_gather_duration_seconds`; GET = the whole request as the client sees it.',
+    `Scrapes through the cluster view, ${settings.instances} PM2 workers on ${settings.cores} cores, ` +
+      "as Prometheus scrapes (OpenMetrics, gzip, one keep-alive connection). Floor = the workers' " +
+      `own renders shared by the cores: ${settings.instances} × each worker's own /metrics (cluster ` +
+      `view off, same registry, the whole GET) ÷ ${settings.cores}. Gather = \`cluster_metrics_gather_duration_seconds\`; ` +
+      'GET = the whole request as the client sees it. RSS added = median worker RSS with the cluster ' +
+      `view minus without, after ${settings.memoryS} s of traffic and one scrape a second.`,
     '',
     table(
       [
         'registry',
-        'traffic',
+        'floor ms',
         'gather p50 / p99 ms',
         'GET p50 / p99 ms',
-        'all workers answered',
-        'series per scrape, size',
+        'GET p50 ÷ floor',
+        'under load, gather p50 / p99 ms',
+        'complete scrapes',
+        'on the wire',
+        'RSS added',
       ],
       rows,
     ),
     '',
-    `RSS per worker after ${settings.memoryS} s at ${settings.loadRate} req/s with one scrape a ` +
-      `second (realistic registry): cluster view on ${range(memory.clusterOnMiB, 1)} MiB, off ` +
-      `${range(memory.clusterOffMiB, 1)} MiB, so **${fmt(memory.addedMiBPerWorker, 1)} MiB** ` +
-      `added per worker (medians; ${fmt(memory.addedMiBPerWorkerAfterStart, 1)} MiB right after start).`,
+    `Concurrent scrapers for ${settings.storm.durationS} s (realistic registry), beside ` +
+      `${settings.storm.serviceRate} req/s of service traffic; RSS per worker (median) before, ` +
+      `right after, and ${settings.storm.settleS} s after.`,
+    '',
+    table(
+      [
+        'scrapers',
+        'scrapes/s',
+        'complete',
+        'GET p50 / p99 ms',
+        'service p99 ms, quiet → during',
+        'RSS MiB',
+      ],
+      storms,
+    ),
   ].join('\n')
 }
 

@@ -9,7 +9,6 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import type { BenchResults } from '../../bench/lib/report'
-import { VARIANTS } from '../../bench/lib/variants'
 import { ROOT } from '../helpers/pm2'
 
 const run = promisify(execFile)
@@ -35,9 +34,6 @@ function benchProcesses(): number[] {
   return found
 }
 
-const finitePositive = (value: number, what: string) =>
-  assert.ok(Number.isFinite(value) && value > 0, `${what} should be a positive number: ${value}`)
-
 test('a quick bench run writes well-formed results and leaves nothing running', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-quick-'))
   const out = join(dir, 'results.json')
@@ -57,74 +53,27 @@ test('a quick bench run writes well-formed results and leaves nothing running', 
     const results = JSON.parse(readFileSync(out, 'utf8')) as BenchResults
     assert.equal(results.schema, 'bench-results/1')
     assert.equal(results.mode, 'quick')
-    finitePositive(results.machine.cores, 'core count')
     assert.equal(results.machine.loadavgBefore.length, 3)
     for (const pkg of ['node', 'fastify', 'prom-client', 'fastify-metrics', 'autocannon', 'pm2']) {
       assert.match(results.versions[pkg] ?? '', /^\d+\.\d+\.\d+/, `version of ${pkg}`)
     }
 
-    // CPU: every round ran every variant, in alternating order, ratios taken within the round.
-    const { cpu } = results
-    assert.equal(cpu.rounds.length, cpu.settings.rounds)
-    cpu.rounds.forEach((round, r) => {
-      assert.deepEqual(round.order, r % 2 === 0 ? [...VARIANTS] : [...VARIANTS].reverse())
-      assert.equal(round.ratioToBare.bare, 1)
-      for (const variant of VARIANTS) {
-        const v = round.variants[variant]
-        finitePositive(v.cpuMicrosPerRequest, `${variant} CPU per request`)
-        finitePositive(v.responses, `${variant} responses`)
-        finitePositive(v.latencyMs.p99, `${variant} p99 latency`)
-        assert.ok(v.latencyMs.p50 <= v.latencyMs.p99)
-        const expected = v.cpuMicrosPerRequest / round.variants.bare.cpuMicrosPerRequest
-        assert.ok(Math.abs(round.ratioToBare[variant] - expected) < 1e-3, `${variant} ratio`)
-      }
-    })
-    for (const variant of VARIANTS) {
-      const s = cpu.summary[variant].ratioToBare
-      assert.ok(s.min <= s.median && s.median <= s.max, `${variant} spread is ordered`)
-    }
-
-    assert.ok(results.saturation, 'saturation results')
-    assert.deepEqual(results.saturation.pinned, { serverCpu: '0', loadGeneratorCpu: '1' })
-    for (const variant of VARIANTS) {
-      finitePositive(results.saturation.summary[variant].rps.median, `${variant} saturation`)
-    }
-
     // Cluster view: every worker's pre-populated series came back through the gather.
     const { cluster } = results
     assert.ok(cluster, 'cluster results')
-    const n = cluster.settings.instances
-    const [on, off, large] = cluster.scenarios
-    assert.deepEqual(
-      cluster.scenarios.map((s) => [s.name, s.metricsCluster]),
-      [
-        ['realistic', true],
-        ['realistic, cluster view off', false],
-        ['large', true],
-      ],
+    const realistic = cluster.registries.find((r) => r.registry.name === 'realistic')
+    assert.ok(realistic, 'the realistic registry was measured')
+    const httpSeries = realistic.registry.routes * realistic.registry.statusCodes * 16
+    assert.ok(
+      realistic.seriesPerWorker >= httpSeries,
+      `${realistic.seriesPerWorker} series per worker`,
     )
-    for (const scenario of [on, large]) {
-      assert.ok(scenario.idle && scenario.underLoad, `${scenario.name} gather phases`)
-      assert.ok(scenario.idle.gatherMs, `${scenario.name} reports its gather time`)
-      assert.ok(scenario.idle.complete > 0, `${scenario.name}: some gather answered by all`)
-      finitePositive(scenario.underLoad.scrapes, `${scenario.name} scrapes under load`)
-    }
-    const httpSeries = (s: { routes: number; statusCodes: number }) => s.routes * s.statusCodes * 16
-    assert.ok(on.idle && large.idle)
-    assert.ok(on.idle.seriesPerWorker.median >= httpSeries(on.registry))
-    assert.ok(large.idle.seriesPerWorker.median >= httpSeries(large.registry))
-    assert.ok(large.idle.seriesPerWorker.median >= 4_800, 'about 5,000 series per worker')
-    assert.ok(on.idle.series.median >= n * httpSeries(on.registry), 'every worker in the scrape')
-    assert.equal(off.idle, null)
-    assert.equal(off.memory.scrapes.gatherMs, null, 'no gather with the cluster view off')
-    for (const scenario of cluster.scenarios) {
-      assert.equal(scenario.memory.rssMiBAfterLoad.length, n)
-      for (const mib of scenario.memory.rssMiBAfterLoad) finitePositive(mib, 'worker RSS')
-    }
-    assert.ok(Number.isFinite(cluster.memory.addedMiBPerWorker))
-
-    assert.ok(results.targets.length >= 5)
-    for (const target of results.targets) assert.equal(typeof target.met, 'boolean')
+    assert.ok(realistic.idle.complete > 0, 'some scrape held every worker')
+    assert.equal(cluster.storms.length, 2)
+    assert.ok(
+      results.targets.some((t) => t.name.includes('gather')),
+      'the gather has targets',
+    )
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -51,16 +51,17 @@ export async function metricsRoute(
     })
   }
 
-  const inFlight = new Map<string, Promise<string | Buffer>>()
-  const answer = (scrape: Scrape, compress: boolean): Promise<string | Buffer> => {
+  // Answers are bytes, made once and written to every scrape that shares them: a string would
+  // be encoded again for each response.
+  const inFlight = new Map<string, Promise<Buffer>>()
+  const answer = (scrape: Scrape, compress: boolean): Promise<Buffer> => {
     const key = `${scrape.format}:${compress}`
     let pending = inFlight.get(key)
     if (pending === undefined) {
       pending = options
         .collect(scrape)
-        .then(
-          async (text): Promise<string | Buffer> =>
-            compress ? gzipAsync(text, { level: constants.Z_BEST_SPEED }) : text,
+        .then((text): Promise<Buffer> | Buffer =>
+          compress ? gzipAsync(text, { level: constants.Z_BEST_SPEED }) : Buffer.from(text, 'utf8'),
         )
         .finally(() => inFlight.delete(key))
       inFlight.set(key, pending)
