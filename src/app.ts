@@ -69,6 +69,7 @@ export async function buildApp(
       key: clusterKey,
       socketDir,
       gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
+      reuseMs: config.METRICS_GATHER_REUSE_MS,
     },
   })
   await app.register(demoRoutes, { workerId, slowMaxMs: config.SLOW_MAX_MS })

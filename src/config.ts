@@ -18,6 +18,7 @@ export interface Config {
   METRICS_BUCKETS: string
   METRICS_CLUSTER: boolean
   METRICS_GATHER_TIMEOUT_MS: number
+  METRICS_GATHER_REUSE_MS: number
   METRICS_SOCKET_DIR?: string
   METRICS_TOKEN?: string
   METRICS_TOKEN_FILE?: string
@@ -57,6 +58,9 @@ export const configSchema = {
     },
     METRICS_CLUSTER: { type: 'boolean', default: true },
     METRICS_GATHER_TIMEOUT_MS: { type: 'integer', minimum: 10, maximum: 60000, default: 1000 },
+    // Scrapes faster than this share one gather: far below any scrape interval, so Prometheus
+    // always gets a fresh one, while a storm of scrapers costs one gather per window.
+    METRICS_GATHER_REUSE_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
     METRICS_SOCKET_DIR: { type: 'string', minLength: 1 },
     METRICS_TOKEN: { type: 'string', pattern: TOKEN_PATTERN },
     METRICS_TOKEN_FILE: { type: 'string', minLength: 1 },

@@ -12,6 +12,10 @@ module.exports = {
     ...app,
     cwd: root,
     script: join(root, app.script),
-    ...(prepopulate ? { node_args: ['--require', join(__dirname, 'prepopulate-series.cjs')] } : {}),
+    node_args: [
+      ...(app.node_args ?? []),
+      ...(prepopulate ? ['--require', join(__dirname, 'prepopulate-series.cjs')] : []),
+      ...(process.env.NODE_ARGS_EXTRA ? process.env.NODE_ARGS_EXTRA.split(' ') : []),
+    ],
   })),
 }

@@ -30,6 +30,12 @@ export interface ClusterViewOptions {
   gatherTimeoutMs: number
   /** Counters and histograms handed from one process of a worker to the next. */
   carriedMetrics?: readonly string[]
+  /**
+   * A gather that ended less than this many milliseconds ago answers the next scrape in the
+   * same format (0: never). It bounds the work of scrapers that come faster than any
+   * Prometheus does (a storm, many replicas) to one gather per window per worker.
+   */
+  reuseMs?: number
   /** Told about workers that did not answer. */
   onMissing?: (workerIds: string[], budgetMs: number) => void
   onError?: (err: Error) => void
@@ -53,6 +59,11 @@ export class ClusterView {
   private healing = false
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
   private readonly gathering = new Map<ExpositionFormat, Promise<GatherResult>>()
+  /** The last gather of each format and when it ended, for `reuseMs`. */
+  private readonly lastGather = new Map<
+    ExpositionFormat,
+    { result: GatherResult; endedAt: number }
+  >()
 
   constructor(private readonly options: ClusterViewOptions) {
     const { registry, workerId, paths } = options
@@ -95,19 +106,27 @@ export class ClusterView {
   /**
    * Gathers every expected worker in `format`. `scrapeTimeoutSeconds` is Prometheus'
    * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it. A scrape that
-   * arrives while a gather in the same format runs shares its result.
+   * arrives while a gather in the same format runs shares its result, as does one that arrives
+   * within `reuseMs` of the last gather's end.
    */
   gather(
     format: ExpositionFormat = 'prometheus',
     scrapeTimeoutSeconds?: string,
   ): Promise<GatherResult> {
     let pending = this.gathering.get(format)
-    if (pending === undefined) {
-      pending = this.gatherNow(format, scrapeTimeoutSeconds).finally(() =>
-        this.gathering.delete(format),
-      )
-      this.gathering.set(format, pending)
+    if (pending !== undefined) return pending
+    const last = this.lastGather.get(format)
+    const reuseMs = this.options.reuseMs ?? 0
+    if (last !== undefined && performance.now() - last.endedAt < reuseMs) {
+      return Promise.resolve(last.result)
     }
+    pending = this.gatherNow(format, scrapeTimeoutSeconds)
+      .then((result) => {
+        this.lastGather.set(format, { result, endedAt: performance.now() })
+        return result
+      })
+      .finally(() => this.gathering.delete(format))
+    this.gathering.set(format, pending)
     return pending
   }
 

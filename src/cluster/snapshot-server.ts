@@ -96,7 +96,8 @@ export class SnapshotServer {
     socket.on('data', onData)
   }
 
-  private renderShared(format: ExpositionFormat): Promise<string> {
+  /** This worker's exposition; renders in flight are shared by everyone who asks meanwhile. */
+  renderShared(format: ExpositionFormat): Promise<string> {
     let pending = this.rendering.get(format)
     if (pending === undefined) {
       pending = this.render(format).finally(() => this.rendering.delete(format))

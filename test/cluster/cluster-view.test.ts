@@ -24,7 +24,7 @@ import { waitFor } from '../helpers/net'
 const base = mkdtempSync(join(tmpdir(), 'cluster-view-'))
 after(() => rmSync(base, { recursive: true, force: true }))
 
-function view(workerId: string, subdir: string) {
+function view(workerId: string, subdir: string, reuseMs = 0) {
   const registry = createWorkerRegistry(workerId, false)
   const http = createHttpMetrics(registry)
   http.requestsTotal.inc(
@@ -48,6 +48,7 @@ function view(workerId: string, subdir: string) {
     workerId,
     scope: 'test:1',
     gatherTimeoutMs: 500,
+    reuseMs,
     paths: createSocketPaths(join(base, subdir)),
     onMissing: (ids) => missing.push(ids),
   })
@@ -157,6 +158,25 @@ test('scrapes that arrive during a gather share it: each sibling renders once', 
       zero.clusterView.gather('openmetrics'),
     ])
     assert.equal(one.renders() - before, 3)
+  } finally {
+    await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
+test('with a reuse window, a scrape right after a gather gets that gather', async () => {
+  const zero = view('0', 'reuse', 60_000)
+  const one = view('1', 'reuse')
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  try {
+    const first = await zero.clusterView.gather()
+    const renders = one.renders()
+    assert.equal(await zero.clusterView.gather(), first)
+    assert.equal(one.renders(), renders)
+    // Without a window every gather is new.
+    const again = await one.clusterView.gather()
+    assert.notEqual(await one.clusterView.gather(), again)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()

@@ -18,6 +18,8 @@ export interface ClusterOptions {
   socketDir?: string
   /** Longest wait for the siblings of one scrape, in ms (default 1000). */
   gatherTimeoutMs?: number
+  /** A gather that ended less than this many ms ago answers the next scrape (default 0). */
+  reuseMs?: number
 }
 
 export function clusterCollector(
@@ -33,6 +35,7 @@ export function clusterCollector(
     workerId,
     scope: key,
     gatherTimeoutMs: options.gatherTimeoutMs ?? 1000,
+    reuseMs: options.reuseMs ?? 0,
     paths: createSocketPaths(options.socketDir ?? socketDirFor(key)),
     // A worker that missed a gather is logged by the worker that noticed.
     onMissing: (workerIds, budgetMs) =>

@@ -51,18 +51,26 @@ export async function metricsRoute(
     })
   }
 
-  // Answers are bytes, made once and written to every scrape that shares them: a string would
-  // be encoded again for each response.
+  // Answers are bytes, made once and written to every scrape that shares them (a string would
+  // be encoded again for each response); the same text collected again is not encoded again.
   const inFlight = new Map<string, Promise<Buffer>>()
+  const lastEncoded = new Map<string, { text: string; body: Buffer }>()
+  const encode = async (key: string, text: string, compress: boolean): Promise<Buffer> => {
+    const last = lastEncoded.get(key)
+    if (last !== undefined && last.text === text) return last.body
+    const body = compress
+      ? await gzipAsync(text, { level: constants.Z_BEST_SPEED })
+      : Buffer.from(text, 'utf8')
+    lastEncoded.set(key, { text, body })
+    return body
+  }
   const answer = (scrape: Scrape, compress: boolean): Promise<Buffer> => {
     const key = `${scrape.format}:${compress}`
     let pending = inFlight.get(key)
     if (pending === undefined) {
       pending = options
         .collect(scrape)
-        .then((text): Promise<Buffer> | Buffer =>
-          compress ? gzipAsync(text, { level: constants.Z_BEST_SPEED }) : Buffer.from(text, 'utf8'),
-        )
+        .then((text) => encode(key, text, compress))
         .finally(() => inFlight.delete(key))
       inFlight.set(key, pending)
     }
