@@ -193,12 +193,14 @@ async function withApp<T>(
   registry: RegistryShape,
   metricsCluster: boolean,
   run: (app: BenchPm2App, rss: () => number[]) => Promise<T>,
+  extraEnv: Record<string, string> = {},
 ): Promise<T> {
   const app = await startBenchPm2App({
     instances: settings.instances,
     env: {
       METRICS_CLUSTER: String(metricsCluster),
       METRICS_GATHER_TIMEOUT_MS: '5000',
+      ...extraEnv,
       ...(registry.routes > 0
         ? {
             BENCH_SERIES_ROUTES: String(registry.routes),
@@ -266,41 +268,50 @@ async function benchRegistry(
   const ownGetMs = latency(off.own.map((s) => s.ms))
   const floorMs = round((settings.instances * ownGetMs.p50) / settings.cores)
 
-  return withApp(settings, registry, true, async (app, rss) => {
-    await load.run(loadOptions(app, settings, settings.warmupS))
-    const rssOn = await memoryPhase(app, settings, load, rss)
-    await scrapeSeries(app.baseUrl, { ...settings, scrapes: 10 })
-    const idleScrapes = await scrapeSeries(app.baseUrl, settings)
-    const plain = await scrape(app.baseUrl, {})
-    const traffic = load.run(loadOptions(app, settings, Math.max(5, settings.phaseMaxS)))
-    await sleep(1000) // let the arrival rate settle first
-    const loaded = await scrapeSeries(app.baseUrl, settings, traffic)
-    const trafficResult = await traffic
-    const clusterOnMiB = spread(rssOn)
-    const clusterOffMiB = spread(off.rssOff)
-    const result: RegistryResult = {
-      registry,
-      seriesPerWorker: plain.text.split('\n').filter((l) => l.includes('worker_id="0"')).length,
-      ownGetMs,
-      floorMs,
-      idle: summarise(idleScrapes),
-      underLoad: { ...summarise(loaded), loadRps: round(trafficResult.rps, 1) },
-      plainBytes: plain.wireBytes,
-      rss: {
-        clusterOnMiB,
-        clusterOffMiB,
-        addedMiBPerWorker: round(clusterOnMiB.median - clusterOffMiB.median, 1),
-      },
-    }
-    const idle = result.idle
-    log(
-      `${registry.name}: ${result.seriesPerWorker} series per worker; floor ${floorMs} ms; ` +
-        `gather p50 ${idle.gatherMs?.p50} p99 ${idle.gatherMs?.p99} ms idle, p99 ${result.underLoad.gatherMs?.p99} ms under ${result.underLoad.loadRps} req/s; ` +
-        `GET p50 ${idle.getMs.p50} p99 ${idle.getMs.p99} ms; ${idle.wireBytes.median} B gzip, ${result.plainBytes} B plain; ` +
-        `RSS +${result.rss.addedMiBPerWorker} MiB per worker`,
-    )
-    return result
-  })
+  // Every scrape a real gather: the reuse window would answer back-to-back scrapes from the
+  // last one, which is what it is for, but not what these figures measure.
+  const realGathers = { METRICS_GATHER_REUSE_MS: '0' }
+  return withApp(
+    settings,
+    registry,
+    true,
+    async (app, rss) => {
+      await load.run(loadOptions(app, settings, settings.warmupS))
+      const rssOn = await memoryPhase(app, settings, load, rss)
+      await scrapeSeries(app.baseUrl, { ...settings, scrapes: 10 })
+      const idleScrapes = await scrapeSeries(app.baseUrl, settings)
+      const plain = await scrape(app.baseUrl, {})
+      const traffic = load.run(loadOptions(app, settings, Math.max(5, settings.phaseMaxS)))
+      await sleep(1000) // let the arrival rate settle first
+      const loaded = await scrapeSeries(app.baseUrl, settings, traffic)
+      const trafficResult = await traffic
+      const clusterOnMiB = spread(rssOn)
+      const clusterOffMiB = spread(off.rssOff)
+      const result: RegistryResult = {
+        registry,
+        seriesPerWorker: plain.text.split('\n').filter((l) => l.includes('worker_id="0"')).length,
+        ownGetMs,
+        floorMs,
+        idle: summarise(idleScrapes),
+        underLoad: { ...summarise(loaded), loadRps: round(trafficResult.rps, 1) },
+        plainBytes: plain.wireBytes,
+        rss: {
+          clusterOnMiB,
+          clusterOffMiB,
+          addedMiBPerWorker: round(clusterOnMiB.median - clusterOffMiB.median, 1),
+        },
+      }
+      const idle = result.idle
+      log(
+        `${registry.name}: ${result.seriesPerWorker} series per worker; floor ${floorMs} ms; ` +
+          `gather p50 ${idle.gatherMs?.p50} p99 ${idle.gatherMs?.p99} ms idle, p99 ${result.underLoad.gatherMs?.p99} ms under ${result.underLoad.loadRps} req/s; ` +
+          `GET p50 ${idle.getMs.p50} p99 ${idle.getMs.p99} ms; ${idle.wireBytes.median} B gzip, ${result.plainBytes} B plain; ` +
+          `RSS +${result.rss.addedMiBPerWorker} MiB per worker`,
+      )
+      return result
+    },
+    realGathers,
+  )
 }
 
 /** `count` scrapers in parallel for `durationS`, each scraping back to back. */

@@ -168,7 +168,8 @@ export function renderCluster(cluster: ClusterResults): string {
     ),
     '',
     `Concurrent scrapers for ${settings.storm.durationS} s (realistic registry), beside ` +
-      `${settings.storm.serviceRate} req/s of service traffic; RSS per worker (median) before, ` +
+      `${settings.storm.serviceRate} req/s of service traffic, with the service's default reuse ` +
+      `window; RSS per worker (median) before, ` +
       `right after, and ${settings.storm.settleS} s after.`,
     '',
     table(
