@@ -2,6 +2,7 @@
 // A bad value stops the process with a message naming the variable (env-schema + Ajv).
 import { readFileSync } from 'node:fs'
 import envSchema from 'env-schema'
+import { bucketProblem, DEFAULT_BUCKETS } from './plugins/metrics/http-metrics'
 
 /** How long in-flight requests get to finish on SIGINT/SIGTERM (below PM2's kill_timeout). */
 export const SHUTDOWN_GRACE_MS = 4000
@@ -54,7 +55,7 @@ export const configSchema = {
       type: 'string',
       // Comma-separated positive numbers in seconds; order is checked in parseBuckets.
       pattern: '^\\s*\\d+(\\.\\d+)?(\\s*,\\s*\\d+(\\.\\d+)?)*\\s*$',
-      default: '0.001,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10',
+      default: DEFAULT_BUCKETS.join(','),
     },
     METRICS_CLUSTER: { type: 'boolean', default: true },
     METRICS_GATHER_TIMEOUT_MS: { type: 'integer', minimum: 10, maximum: 60000, default: 1000 },
@@ -115,17 +116,13 @@ export function requestTimeoutMs(config: Config): number {
   return config.HTTP_REQUEST_TIMEOUT_MS ?? Math.max(30_000, config.SLOW_MAX_MS + 5_000)
 }
 
-/** Histogram buckets from `METRICS_BUCKETS`: positive, strictly increasing, in seconds. */
+/** Histogram buckets from `METRICS_BUCKETS`, checked as the metrics plugin checks them. */
 export function parseBuckets(value: string): number[] {
   const buckets = value.split(',').map((part) => Number(part.trim()))
-  buckets.forEach((bucket, i) => {
-    if (!Number.isFinite(bucket) || bucket <= 0) {
-      throw new ConfigError(`invalid configuration: METRICS_BUCKETS must be positive numbers`)
-    }
-    if (i > 0 && bucket <= buckets[i - 1]) {
-      throw new ConfigError(`invalid configuration: METRICS_BUCKETS must be strictly increasing`)
-    }
-  })
+  const problem = bucketProblem(buckets)
+  if (problem !== undefined) {
+    throw new ConfigError(`invalid configuration: METRICS_BUCKETS ${problem}`)
+  }
   return buckets
 }
 

@@ -121,7 +121,9 @@ test('the duration is the time to the end of the response, in seconds', async (t
   const app = Fastify()
   await app.register(metricsPlugin, { registry, workerId: '0', buckets: [0.05, 0.2, 1] })
   app.get('/wait', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    // At least 100 ms of real time (a timer alone may fire a little early).
+    const until = performance.now() + 100
+    while (performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 5))
     return { ok: true }
   })
   t.after(() => app.close())

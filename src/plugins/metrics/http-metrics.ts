@@ -7,6 +7,16 @@ export const HTTP_LABEL_NAMES = ['method', 'route', 'status_code', 'worker_id'] 
 /** Seconds; from 1 ms to 10 s, fine enough around typical API latencies. */
 export const DEFAULT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+/** What is wrong with histogram buckets, or `undefined`: positive, strictly increasing. */
+export function bucketProblem(buckets: readonly number[]): string | undefined {
+  if (buckets.length === 0) return 'must not be empty'
+  for (let i = 0; i < buckets.length; i++) {
+    if (!Number.isFinite(buckets[i]) || buckets[i] <= 0) return 'must be positive numbers'
+    if (i > 0 && buckets[i] <= buckets[i - 1]) return 'must be strictly increasing'
+  }
+  return undefined
+}
+
 export interface HttpMetrics {
   requestsTotal: Counter<(typeof HTTP_LABEL_NAMES)[number]>
   requestDuration: Histogram<(typeof HTTP_LABEL_NAMES)[number]>

@@ -9,6 +9,7 @@ import { resolveWorkerIdentity } from '../../lib/worker-identity'
 import { type ClusterOptions, clusterCollector } from './cluster'
 import { setUnmatchedRecorder } from './framework-errors'
 import {
+  bucketProblem,
   createHttpMetrics,
   createWorkerRegistry,
   DEFAULT_BUCKETS,
@@ -153,14 +154,8 @@ function appendHook<T>(existing: T | T[] | undefined, hook: T): T[] {
 }
 
 function validateBuckets(buckets: readonly number[]): readonly number[] {
-  if (buckets.length === 0) throw new TypeError('metrics buckets must not be empty')
-  buckets.forEach((bucket, i) => {
-    if (!Number.isFinite(bucket) || bucket <= 0 || (i > 0 && bucket <= buckets[i - 1])) {
-      throw new TypeError(
-        `metrics buckets must be positive and strictly increasing, got ${buckets}`,
-      )
-    }
-  })
+  const problem = bucketProblem(buckets)
+  if (problem !== undefined) throw new TypeError(`metrics buckets ${problem}, got [${buckets}]`)
   return buckets
 }
 
