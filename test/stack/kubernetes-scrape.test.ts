@@ -4,7 +4,7 @@
 // target groups pod discovery yields (one per container port, with its __meta_kubernetes_pod_*
 // labels), made from deployment.yaml's pod template. Everything else is the file as shipped.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
@@ -12,7 +12,14 @@ import { waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
 import { readManifests, SCRAPE_CONFIG } from './kubernetes'
-import { PROMTOOL_BIN, readDashboard, runCommand, substitute, withIntervals } from './stack'
+import {
+  PROMTOOL_BIN,
+  readDashboard,
+  runCommand,
+  substitute,
+  withIntervals,
+  writeTargets,
+} from './stack'
 
 const POD_DISCOVERY = '    kubernetes_sd_configs:\n      - role: pod\n'
 const JOB = 'kubernetes-pods'
@@ -139,9 +146,7 @@ before(async () => {
       containers: [{ name: 'cache', ports: [{ name: 'redis', port: 6379 }] }],
     }),
   ]
-  // Renamed into place, so discovery never reads a half-written file.
-  writeFileSync(`${targetsFile}.new`, JSON.stringify(groups))
-  renameSync(`${targetsFile}.new`, targetsFile)
+  writeTargets(targetsFile, groups)
   await waitFor(
     'the pod target to be scraped with all 5 workers',
     async () =>

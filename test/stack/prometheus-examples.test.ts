@@ -6,13 +6,13 @@
 // path and remote_write URL point at this machine and their intervals (scrape, rule evaluation,
 // remote-write batch deadline) shrink to 1 s; the relabelling and the rules are as shipped.
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
-import { PROMETHEUS_DIR, PROMTOOL_BIN, runCommand, startRouteMix } from './stack'
+import { PROMETHEUS_DIR, PROMTOOL_BIN, runCommand, startRouteMix, writeTargets } from './stack'
 
 const EXAMPLES = join(PROMETHEUS_DIR, 'examples')
 const LARGE_FLEET = join(EXAMPLES, 'prometheus-large-fleet.yml')
@@ -55,12 +55,9 @@ let countersOnly: PrometheusServer
 
 /** Points a Prometheus started with an empty targets.json at the app (file discovery). */
 function target(prom: PrometheusServer, port: number): void {
-  const groups = [
+  writeTargets(join(prom.dir, 'targets.json'), [
     { targets: [`127.0.0.1:${port}`], labels: { pod: 'webapp-0', namespace: 'shop' } },
-  ]
-  // Renamed into place, so discovery never reads a half-written file.
-  writeFileSync(join(prom.dir, 'targets.json.new'), JSON.stringify(groups))
-  renameSync(join(prom.dir, 'targets.json.new'), join(prom.dir, 'targets.json'))
+  ])
 }
 
 /** The time of the large-fleet Prometheus' second scrape after `time`. */

@@ -2,7 +2,7 @@
 // read and adapted for a loopback run, the dashboard's queries with Grafana's variables
 // substituted, and a bounded route mix for load.
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { parse, stringify } from 'yaml'
@@ -55,11 +55,12 @@ export const DNS_DISCOVERY_BLOCK = `    dns_sd_configs:
 
 /**
  * The project's prometheus.yml with only two changes for a loopback run: the webapp job scrapes
- * `target` instead of discovering `webapp` by DNS, and the rules are read from `rulesDir` (the
- * repository's by default; a relative path is read beside the config).
+ * `target` (an address, or the targets of a file_sd file, for a Prometheus started before the
+ * app's port is known) instead of discovering `webapp` by DNS, and the rules are read from
+ * `rulesDir` (the repository's by default; a relative path is read beside the config).
  */
 export function loopbackPrometheusConfig(
-  target: string,
+  target: string | { file: string },
   rulesDir = join(PROMETHEUS_DIR, 'rules'),
 ): string {
   const config = readFileSync(PROMETHEUS_CONFIG, 'utf8')
@@ -70,8 +71,24 @@ export function loopbackPrometheusConfig(
     throw new Error('prometheus.yml no longer loads rules/*.yml')
   }
   return config
-    .replace(DNS_DISCOVERY_BLOCK, `    static_configs:\n      - targets: ['${target}']\n`)
+    .replace(DNS_DISCOVERY_BLOCK, discoveryBlock(target))
     .replace('  - rules/*.yml\n', `  - ${rulesDir}/*.yml\n`)
+}
+
+/** A scrape job's target list: one static address, or a file_sd file. */
+export function discoveryBlock(target: string | { file: string }): string {
+  return typeof target === 'string'
+    ? `    static_configs:\n      - targets: ['${target}']\n`
+    : `    file_sd_configs:\n      - files: ['${target.file}']\n`
+}
+
+/** Writes a file_sd file, renamed into place so discovery never reads half of it. */
+export function writeTargets(
+  path: string,
+  groups: Array<{ targets: string[]; labels?: Record<string, string> }>,
+): void {
+  writeFileSync(`${path}.new`, JSON.stringify(groups))
+  renameSync(`${path}.new`, path)
 }
 
 /**
