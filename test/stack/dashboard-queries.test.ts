@@ -6,6 +6,7 @@
 // and one Prometheus serve every test; the load runs only until a scrape holds what the
 // queries read.
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
@@ -13,6 +14,7 @@ import { type PrometheusServer, type PromSample, startPrometheus } from '../help
 import {
   allPanels,
   type Dashboard,
+  discoveryBlock,
   loopbackPrometheusConfig,
   parseLabelValues,
   queryVariables,
@@ -21,17 +23,24 @@ import {
   startRouteMix,
   substitute,
   withIntervals,
+  writeTargets,
 } from './stack'
 
 const WORKERS = ['0', '1', '2', '3', '4']
 /** Any job name but the project's own. */
 const JOB = 'shop-api'
 /**
- * The test's Prometheus scrapes and evaluates every second (the shipped 5 s and 15 s only make
- * the test wait), and the test's Grafana is set up for it: its datasource's scrape interval, the
- * one $__rate_interval is computed from, is the same second.
+ * The test's Prometheus scrapes and evaluates every second: the shipped 5 s and 15 s only make
+ * the test wait.
  */
 const SCRAPE_SECONDS = 1
+/**
+ * The test's Grafana: its datasource's interval, which $__rate_interval is computed from and
+ * the smallest step, is two scrapes. A killed worker is out of a scrape or two before its new
+ * process answers; at one scrape a coarse step's window (step + interval) can fall between
+ * the old process' last sample and the new one's first, and the restart goes unmarked.
+ */
+const GRAFANA_INTERVAL_SECONDS = 2 * SCRAPE_SECONDS
 /** The longest the load may run: it stops as soon as Prometheus holds what the queries read. */
 const LOAD_RATE = 150
 const LOAD_MAX_SECONDS = 40
@@ -44,7 +53,7 @@ let all: Substitution
 
 /** Grafana's $__rate_interval for a step: max(step + scrape interval, 4 x scrape interval). */
 function rateIntervalFor(stepSeconds: number): string {
-  return `${Math.max(stepSeconds + SCRAPE_SECONDS, 4 * SCRAPE_SECONDS)}s`
+  return `${Math.max(stepSeconds + GRAFANA_INTERVAL_SECONDS, 4 * GRAFANA_INTERVAL_SECONDS)}s`
 }
 
 const workerIdsOf = (samples: PromSample[]) =>
@@ -63,7 +72,7 @@ async function scrapeWithEveryCounterMoving(): Promise<number | undefined> {
   const last = await prom.query(`timestamp(up{job="${JOB}"})`)
   const at = Number(last[0]?.value?.[1])
   if (!Number.isFinite(at)) return undefined
-  const window = rateIntervalFor(SCRAPE_SECONDS)
+  const window = rateIntervalFor(GRAFANA_INTERVAL_SECONDS)
   const count = async (expr: string) =>
     new Map((await prom.query(expr, at)).map((s) => [s.metric.worker_id, s.value?.[1]]))
   const series = await count(`count by (worker_id) (http_requests_total{job="${JOB}"})`)
@@ -77,15 +86,25 @@ async function scrapeWithEveryCounterMoving(): Promise<number | undefined> {
 
 before(async () => {
   dashboard = readDashboard()
-  app = await startPm2App({ instances: 5 })
-  const target = `127.0.0.1:${app.port}`
+  // Prometheus takes seconds to hand discovered targets to its scrapers: it starts while PM2
+  // does, both jobs reading a file_sd file that gets the app's address once it is up.
   // scrape_configs is the last section of prometheus.yml: a job appended joins its list.
-  prom = await startPrometheus(
-    withIntervals(
-      `${loopbackPrometheusConfig(target)}\n  - job_name: ${JOB}\n    static_configs:\n      - targets: ['${target}']\n`,
-      SCRAPE_SECONDS,
+  const targets = { file: 'targets.json' }
+  const [started, prometheus] = await Promise.allSettled([
+    startPm2App({ instances: 5 }),
+    startPrometheus(
+      withIntervals(
+        `${loopbackPrometheusConfig(targets)}\n  - job_name: ${JOB}\n${discoveryBlock(targets)}`,
+        SCRAPE_SECONDS,
+      ),
+      { 'targets.json': '[]' },
     ),
-  )
+  ])
+  if (started.status === 'fulfilled') app = started.value
+  if (prometheus.status === 'fulfilled') prom = prometheus.value
+  if (started.status === 'rejected') throw started.reason
+  if (prometheus.status === 'rejected') throw prometheus.reason
+  writeTargets(join(prom.dir, 'targets.json'), [{ targets: [`127.0.0.1:${app.port}`] }])
 
   // The cluster view is complete before any load: one target, five workers answering.
   await waitFor(
@@ -119,7 +138,7 @@ before(async () => {
   if (result.errors > 0) throw new Error(`the load met ${result.errors} connection errors`)
   all = {
     variables: { job: JOB, instance: '.*', worker: '.*', route: '.*' },
-    rateInterval: rateIntervalFor(SCRAPE_SECONDS),
+    rateInterval: rateIntervalFor(GRAFANA_INTERVAL_SECONDS),
     range: '1800s',
   }
 })
@@ -289,10 +308,10 @@ async function scrapePast(time: number, seconds: number): Promise<number> {
 }
 
 /**
- * A coarser step, as a dashboard over a longer range would use: past 4 scrape intervals, where
- * $__rate_interval becomes step + scrape interval, the other side of Grafana's formula.
+ * A coarser step, as a dashboard over a longer range would use: past 3 intervals, where
+ * $__rate_interval becomes step + interval, the other side of Grafana's formula.
  */
-const COARSE_STEP_SECONDS = 5 * SCRAPE_SECONDS
+const COARSE_STEP_SECONDS = 4 * GRAFANA_INTERVAL_SECONDS
 
 /** Runs of consecutive marked steps: Grafana draws each run as one annotation. */
 function events(times: number[], stepSeconds: number): number[] {
@@ -307,7 +326,7 @@ test('a worker killed and restarted by PM2 is one annotation, on that worker onl
   process.kill(victim.pid, 'SIGKILL')
   await app.waitOnline(5)
   const seenBy = await waitForNewStarts(['2'], killedAt)
-  const steps = [SCRAPE_SECONDS, COARSE_STEP_SECONDS]
+  const steps = [GRAFANA_INTERVAL_SECONDS, COARSE_STEP_SECONDS]
   const to = await scrapePast(seenBy, Math.max(...steps))
 
   for (const step of steps) {
@@ -335,7 +354,7 @@ test('pm2 reload marks every worker once', async () => {
   await app.pm2('reload', app.name)
   await app.waitOnline(5)
   const seenBy = await waitForNewStarts(WORKERS, reloadAt)
-  const step = SCRAPE_SECONDS
+  const step = GRAFANA_INTERVAL_SECONDS
   const to = await scrapePast(seenBy, step)
   const marks = await restartMarks(from, to, step)
   assert.deepEqual([...marks.keys()].sort(), WORKERS)
