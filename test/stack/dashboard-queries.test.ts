@@ -41,8 +41,8 @@ const SCRAPE_SECONDS = 1
  * the old process' last sample and the new one's first, and the restart goes unmarked.
  */
 const GRAFANA_INTERVAL_SECONDS = 2 * SCRAPE_SECONDS
-/** The longest the load may run: it stops as soon as Prometheus holds what the queries read. */
 const LOAD_RATE = 150
+/** The longest the load may run: it stops as soon as Prometheus holds what the queries read. */
 const LOAD_MAX_SECONDS = 40
 
 let app: Pm2App
@@ -80,7 +80,8 @@ async function scrapeWithEveryCounterMoving(): Promise<number | undefined> {
     `count by (worker_id) (increase(http_requests_total{job="${JOB}"}[${window}]) > 0)`,
   )
   const ready =
-    WORKERS.every((w) => series.has(w) && series.get(w) === moving.get(w)) && series.size === 5
+    WORKERS.every((w) => series.has(w) && series.get(w) === moving.get(w)) &&
+    series.size === WORKERS.length
   return ready ? at : undefined
 }
 
