@@ -1,9 +1,9 @@
 // Runs a real Prometheus (Debian's `prometheus` package) on a free loopback port with its own
 // data directory, and queries it through its HTTP API. Stopped by PID.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { freePort, httpGet, waitFor } from './net'
 import { killAll } from './pm2'
 
@@ -28,7 +28,8 @@ export interface PrometheusServer {
 }
 
 /**
- * `config` is a full prometheus.yml; rule files it names may be written with `files`; `flags`
+ * `config` is a full prometheus.yml; rule files it names may be written with `files` (names
+ * relative to the config, subfolders made as needed); `flags`
  * are added to the command line (e.g. --web.enable-remote-write-receiver).
  */
 export async function startPrometheus(
@@ -38,7 +39,10 @@ export async function startPrometheus(
 ): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'prometheus-test-'))
   writeFileSync(join(dir, 'prometheus.yml'), config)
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content)
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true })
+    writeFileSync(join(dir, name), content)
+  }
   const port = await freePort()
   const child = spawn(
     PROMETHEUS_BIN,

@@ -1,7 +1,9 @@
 // alertmanager/: amtool checks the config, and a real chain delivers an alert: a real Prometheus
 // with the project's prometheus.yml and rules scrapes a webapp target that does not answer, its
 // WebappTargetDown fires, and the real Alertmanager (Debian's prometheus-alertmanager) routes it
-// with the project's config to the receiver, a webhook this test serves.
+// with the project's config to the receiver, a webhook this test serves. The chain runs on
+// shortened timings (1 s intervals, no `for` hold, no group_wait): what is shipped decides what
+// fires and where it goes, the timings only how long the test waits.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,10 +12,18 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { stringify } from 'yaml'
 import { freePort, httpGet, waitFor } from '../helpers/net'
 import { killAll } from '../helpers/pm2'
 import { startPrometheus } from '../helpers/prometheus'
-import { loopbackPrometheusConfig, ROOT, readYaml, runCommand } from './stack'
+import {
+  loopbackPrometheusConfig,
+  projectRules,
+  ROOT,
+  readYaml,
+  runCommand,
+  withIntervals,
+} from './stack'
 
 const CONFIG = join(ROOT, 'alertmanager', 'alertmanager.yml')
 const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager'
@@ -62,6 +72,31 @@ test('the receiver is the placeholder a user replaces, with resolved notificatio
   assert.equal(receiver?.webhook_configs?.[0].send_resolved, true)
 })
 
+interface AlertmanagerConfig {
+  route: { receiver: string; group_wait?: string; routes?: Array<{ group_wait?: string }> }
+  receivers: Array<{ name: string; webhook_configs?: Array<{ url: string }> }>
+}
+
+/**
+ * The project's config for a test run: the placeholder receiver pointed at `hookUrl`, and every
+ * route's group_wait at 0 s so the first notification leaves at once. Routes, grouping,
+ * receivers and inhibitions stay as shipped.
+ */
+function testCopy(hookUrl: string): string {
+  const config = readYaml<AlertmanagerConfig>(CONFIG)
+  const webhooks = config.receivers.flatMap((r) => r.webhook_configs ?? [])
+  assert.deepEqual(
+    webhooks.map((w) => w.url),
+    [PLACEHOLDER_URL],
+  )
+  webhooks[0].url = hookUrl
+  for (const route of [config.route, ...(config.route.routes ?? [])]) {
+    assert.ok(route.group_wait, 'every route sets its group_wait')
+    route.group_wait = '0s'
+  }
+  return stringify(config)
+}
+
 test("a firing rule of the project's reaches the receiver through the real Alertmanager", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'alertmanager-test-'))
   const received: Webhook[] = []
@@ -78,15 +113,15 @@ test("a firing rule of the project's reaches the receiver through the real Alert
   await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve))
   const hookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`
 
-  // The project's config, with the placeholder receiver pointed at this test's webhook.
-  const config = readFileSync(CONFIG, 'utf8')
-  assert.ok(config.includes(PLACEHOLDER_URL))
-  writeFileSync(join(dir, 'alertmanager.yml'), config.replace(PLACEHOLDER_URL, hookUrl))
+  const configFile = join(dir, 'alertmanager.yml')
+  writeFileSync(configFile, testCopy(hookUrl))
+  const check = runCommand('amtool', ['check-config', configFile])
+  assert.equal(check.code, 0, check.stderr + check.stdout)
   const amPort = await freePort()
   const alertmanager = spawn(
     ALERTMANAGER_BIN,
     [
-      `--config.file=${join(dir, 'alertmanager.yml')}`,
+      `--config.file=${configFile}`,
       `--storage.path=${join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${amPort}`,
       '--cluster.listen-address=',
@@ -96,26 +131,33 @@ test("a firing rule of the project's reaches the receiver through the real Alert
   )
   let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined
   try {
+    // Ready before Prometheus starts: an alert it fails to send waits a minute to be resent.
     await waitFor(
       'Alertmanager to be ready',
       async () => (await httpGet(`http://127.0.0.1:${amPort}/-/ready`)).status === 200,
     )
-    // A webapp target on a port nobody listens on; rules evaluated every second instead of 15 s.
+    // A webapp target on a port nobody listens on, scraped and evaluated every second, under
+    // the project's rules with WebappTargetDown's `for` at 0 s: it fires at the first failed
+    // scrape, with the project's expression and labels.
     const deadTarget = `127.0.0.1:${await freePort()}`
-    const promConfig = loopbackPrometheusConfig(deadTarget)
+    const promConfig = loopbackPrometheusConfig(deadTarget, 'rules')
     assert.ok(promConfig.includes("- targets: ['alertmanager:9093']"))
     prometheus = await startPrometheus(
-      promConfig
-        .replace("- targets: ['alertmanager:9093']", `- targets: ['127.0.0.1:${amPort}']`)
-        .replace(/evaluation_interval: \d+s/, 'evaluation_interval: 1s'),
+      withIntervals(
+        promConfig.replace(
+          "- targets: ['alertmanager:9093']",
+          `- targets: ['127.0.0.1:${amPort}']`,
+        ),
+        1,
+      ),
+      projectRules({ WebappTargetDown: '0s' }),
     )
 
-    // WebappTargetDown has `for: 1m`; the critical route waits 10 s to group.
     const delivered = await waitFor(
       'WebappTargetDown to reach the webhook',
       async () =>
         received.find((hook) => hook.alerts.some((a) => a.labels.alertname === 'WebappTargetDown')),
-      { timeoutMs: 150_000, intervalMs: 1000 },
+      { timeoutMs: 60_000, intervalMs: 200 },
     )
     assert.equal(delivered.receiver, 'webapp-oncall')
     assert.equal(delivered.status, 'firing')

@@ -12,7 +12,14 @@ import { waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
 import { readManifests, SCRAPE_CONFIG } from './kubernetes'
-import { PROMTOOL_BIN, readDashboard, runCommand, substitute } from './stack'
+import {
+  PROMTOOL_BIN,
+  readDashboard,
+  runCommand,
+  substitute,
+  withIntervals,
+  writeTargets,
+} from './stack'
 
 const POD_DISCOVERY = '    kubernetes_sd_configs:\n      - role: pod\n'
 const JOB = 'kubernetes-pods'
@@ -81,7 +88,20 @@ let dir: string
 const POD = 'webapp-7d9f8b6c5-x2k4q'
 
 before(async () => {
-  app = await startPm2App({ instances: 5 })
+  // Prometheus takes seconds to hand discovered targets to its scrapers: it starts while PM2
+  // does, on an empty discovery file that gets the pods once the app's port is known.
+  dir = mkdtempSync(join(tmpdir(), 'k8s-sd-'))
+  const targetsFile = join(dir, 'pods.json')
+  writeFileSync(targetsFile, '[]')
+  // Scraped every second rather than every 5 s: the test only waits less for the first scrape.
+  const [started, prometheus] = await Promise.allSettled([
+    startPm2App({ instances: 5 }),
+    startPrometheus(withIntervals(withDiscoveryFile(targetsFile), 1)),
+  ])
+  if (started.status === 'fulfilled') app = started.value
+  if (prometheus.status === 'fulfilled') prom = prometheus.value
+  if (started.status === 'rejected') throw started.reason
+  if (prometheus.status === 'rejected') throw prometheus.reason
   const deployment = readManifests().find((m) => m.manifest.kind === 'Deployment')?.manifest
   assert.ok(deployment)
   const template = deployment.spec.template
@@ -126,15 +146,12 @@ before(async () => {
       containers: [{ name: 'cache', ports: [{ name: 'redis', port: 6379 }] }],
     }),
   ]
-  dir = mkdtempSync(join(tmpdir(), 'k8s-sd-'))
-  const targetsFile = join(dir, 'pods.json')
-  writeFileSync(targetsFile, JSON.stringify(groups))
-  prom = await startPrometheus(withDiscoveryFile(targetsFile))
+  writeTargets(targetsFile, groups)
   await waitFor(
     'the pod target to be scraped with all 5 workers',
     async () =>
       (await prom.query(`cluster_metrics_workers_answered{job="${JOB}"}`))[0]?.value?.[1] === '5',
-    { timeoutMs: 60_000, intervalMs: 1000 },
+    { timeoutMs: 60_000, intervalMs: 200 },
   )
 })
 

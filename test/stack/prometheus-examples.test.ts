@@ -3,8 +3,8 @@
 // large-fleet config thins the buckets, records per-pod series and remote-writes only those to
 // a second Prometheus (a remote-write receiver standing in for Mimir, Thanos or Cortex); the
 // counters-only config drops the per-worker buckets. For the run, the configs' targets, rule
-// path and remote_write URL point at this machine and their intervals shrink to 5 s; the
-// relabelling and the rules are as shipped.
+// path and remote_write URL point at this machine and their intervals (scrape, rule evaluation,
+// remote-write batch deadline) shrink to 1 s; the relabelling and the rules are as shipped.
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test'
 import { waitFor } from '../helpers/net'
 import { type Pm2App, startPm2App } from '../helpers/pm2'
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
-import { driveRouteMix, PROMETHEUS_DIR, PROMTOOL_BIN, runCommand } from './stack'
+import { PROMETHEUS_DIR, PROMTOOL_BIN, runCommand, startRouteMix, writeTargets } from './stack'
 
 const EXAMPLES = join(PROMETHEUS_DIR, 'examples')
 const LARGE_FLEET = join(EXAMPLES, 'prometheus-large-fleet.yml')
@@ -20,6 +20,10 @@ const COUNTERS_ONLY = join(EXAMPLES, 'prometheus-counters-only.yml')
 const RULES = join(EXAMPLES, 'rules', 'per-pod.yml')
 const TARGETS_GLOB = "['/etc/prometheus/targets/webapp-*.json']"
 const WORKERS = ['0', '1', '2', '3', '4']
+/** Scrape, rule and remote-write intervals of the run: the shipped ones only make it wait. */
+const SECONDS = 1
+/** The longest the load may run: it stops once the scrapes hold what the checks read. */
+const LOAD_MAX_SECONDS = 40
 
 const promtool = (...args: string[]) => {
   const result = runCommand(PROMTOOL_BIN, args)
@@ -34,12 +38,12 @@ function replaceAll(text: string, pairs: Array<[string | RegExp, string]>): stri
   }, text)
 }
 
-/** An example config for a loopback run: targets from targets.json, 5 s intervals. */
+/** An example config for a loopback run: targets from targets.json, 1 s intervals. */
 function loopback(file: string, extra: Array<[string | RegExp, string]> = []): string {
   return replaceAll(readFileSync(file, 'utf8'), [
     [TARGETS_GLOB, "['targets.json']"],
-    [/scrape_interval: \d+s/, 'scrape_interval: 5s'],
-    [/scrape_timeout: \d+s/, 'scrape_timeout: 4s'],
+    [/scrape_interval: \d+s/, `scrape_interval: ${SECONDS}s`],
+    [/scrape_timeout: \d+s/, `scrape_timeout: ${SECONDS}s`],
     ...extra,
   ])
 }
@@ -49,33 +53,89 @@ let receiver: PrometheusServer
 let fleet: PrometheusServer
 let countersOnly: PrometheusServer
 
-before(async () => {
-  app = await startPm2App({ instances: 5 })
-  const targets = JSON.stringify([
-    { targets: [`127.0.0.1:${app.port}`], labels: { pod: 'webapp-0', namespace: 'shop' } },
+/** Points a Prometheus started with an empty targets.json at the app (file discovery). */
+function target(prom: PrometheusServer, port: number): void {
+  writeTargets(join(prom.dir, 'targets.json'), [
+    { targets: [`127.0.0.1:${port}`], labels: { pod: 'webapp-0', namespace: 'shop' } },
   ])
-  receiver = await startPrometheus('global:\n  scrape_interval: 1m\n', {}, [
-    '--web.enable-remote-write-receiver',
-  ])
-  fleet = await startPrometheus(
-    loopback(LARGE_FLEET, [
-      [/evaluation_interval: \d+m/, 'evaluation_interval: 5s'],
-      ['  - rules/per-pod.yml', '  - per-pod.yml'],
-      [/url: http:\/\/mimir\S+/, `url: ${receiver.url}/api/v1/write`],
-    ]),
-    {
-      'targets.json': targets,
-      'per-pod.yml': replaceAll(readFileSync(RULES, 'utf8'), [['interval: 1m', 'interval: 5s']]),
+}
+
+/** The time of the large-fleet Prometheus' second scrape after `time`. */
+function scrapedAfter(time: number): Promise<number> {
+  return waitFor(
+    `two scrapes after ${time}`,
+    async () => {
+      const at = Number((await fleet.query('timestamp(up)'))[0]?.value?.[1])
+      return at >= time + 2 * SECONDS ? at : undefined
     },
+    { timeoutMs: 30_000, intervalMs: 250 },
   )
-  countersOnly = await startPrometheus(loopback(COUNTERS_ONLY), { 'targets.json': targets })
-  const load = driveRouteMix(app.baseUrl, 50, 15)
+}
+
+before(async () => {
+  // Prometheus takes seconds to hand discovered targets to its scrapers: the three start
+  // while PM2 does, and get the app's address once it is up.
+  const prometheuses = (async () => {
+    const remote = await startPrometheus('global:\n  scrape_interval: 1m\n', {}, [
+      '--web.enable-remote-write-receiver',
+    ])
+    const [large, counters] = await Promise.all([
+      startPrometheus(
+        loopback(LARGE_FLEET, [
+          [/evaluation_interval: \d+m/, `evaluation_interval: ${SECONDS}s`],
+          ['  - rules/per-pod.yml', '  - per-pod.yml'],
+          [/url: http:\/\/mimir\S+/, `url: ${remote.url}/api/v1/write`],
+          // Batches leave every second instead of every 5 s (the default deadline).
+          [
+            'max_samples_per_send: 2000',
+            `max_samples_per_send: 2000\n      batch_send_deadline: ${SECONDS}s`,
+          ],
+        ]),
+        {
+          'targets.json': '[]',
+          'per-pod.yml': replaceAll(readFileSync(RULES, 'utf8'), [
+            ['interval: 1m', `interval: ${SECONDS}s`],
+          ]),
+        },
+      ),
+      startPrometheus(loopback(COUNTERS_ONLY), { 'targets.json': '[]' }),
+    ])
+    return [remote, large, counters] as const
+  })()
+  const [started, proms] = await Promise.allSettled([startPm2App({ instances: 5 }), prometheuses])
+  if (started.status === 'fulfilled') app = started.value
+  if (proms.status === 'fulfilled') [receiver, fleet, countersOnly] = proms.value
+  if (started.status === 'rejected') throw started.reason
+  if (proms.status === 'rejected') throw proms.reason
+  // Load from the moment the app is known to the scrapers until the large-fleet Prometheus has
+  // scraped it twice under load; a load that cannot get there fails the setup.
+  for (const prom of [fleet, countersOnly]) target(prom, app.port)
+  const load = startRouteMix(app.baseUrl, 50, LOAD_MAX_SECONDS)
+  try {
+    for (const prom of [fleet, countersOnly]) {
+      await waitFor(
+        'the app to be scraped with all 5 workers',
+        async () => (await prom.query('cluster_metrics_workers_answered'))[0]?.value?.[1] === '5',
+        { timeoutMs: LOAD_MAX_SECONDS * 1000, intervalMs: 250 },
+      )
+    }
+    await scrapedAfter(Date.now() / 1000)
+  } finally {
+    load.stop()
+  }
+  const result = await load.done
+  if (result.errors > 0) throw new Error(`the load met ${result.errors} connection errors`)
+  // Two scrapes after the load: every counter, even one first seen at its end, has a rate.
+  const scraped = await scrapedAfter(Date.now() / 1000)
+  // The long-term store has the recordings of an evaluation after those scrapes.
   await waitFor(
     'per-pod recordings at the long-term store',
-    async () => (await receiver.query('instance:http_requests:rate5m')).length > 0,
-    { timeoutMs: 90_000, intervalMs: 1000 },
+    async () =>
+      Number(
+        (await receiver.query('max(timestamp(instance:http_requests:rate5m))'))[0]?.value?.[1],
+      ) >= scraped,
+    { timeoutMs: 60_000, intervalMs: 250 },
   )
-  await load
 })
 
 after(async () => {
@@ -143,8 +203,12 @@ test('large fleet: the recordings hold one series per pod and route, without wor
 })
 
 test('large fleet: remote_write sends the per-pod recordings and up, nothing per worker', async () => {
-  // Let a few more batches arrive.
-  await new Promise((r) => setTimeout(r, 10_000))
+  // Batches from several scrapes have arrived: a per-worker series would be among them.
+  await waitFor(
+    'up from 3 scrapes at the long-term store',
+    async () => Number((await receiver.query('count_over_time(up[1m])'))[0]?.value?.[1]) >= 3,
+    { timeoutMs: 60_000, intervalMs: 250 },
+  )
   const names = (await receiver.query('count by (__name__) ({__name__=~".+"})')).map(
     (s) => s.metric.__name__,
   )

@@ -2,10 +2,10 @@
 // read and adapted for a loopback run, the dashboard's queries with Grafana's variables
 // substituted, and a bounded route mix for load.
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { parse } from 'yaml'
+import { parse, stringify } from 'yaml'
 import { ROOT } from '../helpers/pm2'
 
 export { ROOT }
@@ -55,9 +55,14 @@ export const DNS_DISCOVERY_BLOCK = `    dns_sd_configs:
 
 /**
  * The project's prometheus.yml with only two changes for a loopback run: the webapp job scrapes
- * `target` instead of discovering `webapp` by DNS, and the rules are read from the repository.
+ * `target` (an address, or the targets of a file_sd file, for a Prometheus started before the
+ * app's port is known) instead of discovering `webapp` by DNS, and the rules are read from
+ * `rulesDir` (the repository's by default; a relative path is read beside the config).
  */
-export function loopbackPrometheusConfig(target: string): string {
+export function loopbackPrometheusConfig(
+  target: string | { file: string },
+  rulesDir = join(PROMETHEUS_DIR, 'rules'),
+): string {
   const config = readFileSync(PROMETHEUS_CONFIG, 'utf8')
   if (!config.includes(DNS_DISCOVERY_BLOCK)) {
     throw new Error('prometheus.yml no longer holds the expected dns_sd_configs block')
@@ -66,8 +71,67 @@ export function loopbackPrometheusConfig(target: string): string {
     throw new Error('prometheus.yml no longer loads rules/*.yml')
   }
   return config
-    .replace(DNS_DISCOVERY_BLOCK, `    static_configs:\n      - targets: ['${target}']\n`)
-    .replace('  - rules/*.yml\n', `  - ${join(PROMETHEUS_DIR, 'rules')}/*.yml\n`)
+    .replace(DNS_DISCOVERY_BLOCK, discoveryBlock(target))
+    .replace('  - rules/*.yml\n', `  - ${rulesDir}/*.yml\n`)
+}
+
+/** A scrape job's target list: one static address, or a file_sd file. */
+export function discoveryBlock(target: string | { file: string }): string {
+  return typeof target === 'string'
+    ? `    static_configs:\n      - targets: ['${target}']\n`
+    : `    file_sd_configs:\n      - files: ['${target.file}']\n`
+}
+
+/** Writes a file_sd file, renamed into place so discovery never reads half of it. */
+export function writeTargets(
+  path: string,
+  groups: Array<{ targets: string[]; labels?: Record<string, string> }>,
+): void {
+  writeFileSync(`${path}.new`, JSON.stringify(groups))
+  renameSync(`${path}.new`, path)
+}
+
+/**
+ * `config` with every scrape, scrape timeout and rule evaluation interval set to `seconds`, so
+ * a test waits seconds for what the shipped intervals make take minutes. Fails if the config
+ * names none of them.
+ */
+export function withIntervals(config: string, seconds: number): string {
+  const pattern = /^(\s*(?:scrape_interval|scrape_timeout|evaluation_interval)): \d+[smh]$/gm
+  if (!pattern.test(config)) throw new Error('the config sets no interval to shorten')
+  return config.replace(pattern, `$1: ${seconds}s`)
+}
+
+interface RuleFile {
+  groups: Array<{ name: string; rules: Array<{ alert?: string; record?: string; for?: string }> }>
+}
+
+/**
+ * The project's rule files, keyed `rules/<file>` for startPrometheus, with the `for` of each
+ * alert named in `holdFor` replaced (e.g. `0s`, so a test sees it fire without waiting out the
+ * shipped hold); expressions, labels and annotations stay as shipped. Fails on an unknown alert.
+ */
+export function projectRules(holdFor: Record<string, string> = {}): Record<string, string> {
+  const dir = join(PROMETHEUS_DIR, 'rules')
+  const files: Record<string, string> = {}
+  const changed = new Set<string>()
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.yml'))) {
+    const text = readFileSync(join(dir, name), 'utf8')
+    const rules = parseYaml<RuleFile>(text)
+    let edited = false
+    for (const rule of rules.groups.flatMap((g) => g.rules)) {
+      const hold = rule.alert === undefined ? undefined : holdFor[rule.alert]
+      if (rule.alert === undefined || hold === undefined) continue
+      if (rule.for === undefined) throw new Error(`${rule.alert} has no for to replace`)
+      rule.for = hold
+      changed.add(rule.alert)
+      edited = true
+    }
+    files[`rules/${name}`] = edited ? stringify(rules) : text
+  }
+  const missing = Object.keys(holdFor).filter((alert) => !changed.has(alert))
+  if (missing.length > 0) throw new Error(`no alert named ${missing.join(', ')}`)
+  return files
 }
 
 // ---- the dashboard's queries ----
@@ -209,11 +273,25 @@ export function driveRouteMix(
   seconds: number,
   connections = 10,
 ): Promise<autocannon.Result> {
+  return startRouteMix(baseUrl, rate, seconds, connections).done
+}
+
+/**
+ * The same load, stoppable: it ends after `seconds` at the latest, or at `stop()`, whichever
+ * comes first; `done` resolves with autocannon's result either way.
+ */
+export function startRouteMix(
+  baseUrl: string,
+  rate: number,
+  seconds: number,
+  connections = 10,
+): { done: Promise<autocannon.Result>; stop(): void } {
   if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(baseUrl)) {
     throw new Error(`load only goes to 127.0.0.1, not ${baseUrl}`)
   }
-  return new Promise((resolve, reject) => {
-    autocannon(
+  let instance: autocannon.Instance | undefined
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
       {
         url: baseUrl,
         connections,
@@ -225,4 +303,5 @@ export function driveRouteMix(
       (err, result) => (err ? reject(err) : resolve(result)),
     )
   })
+  return { done, stop: () => instance?.stop() }
 }
