@@ -3,9 +3,9 @@
 // memory limit is sized from (docs/operations.md). Prints one JSON object.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startLoad } from '../test/helpers/load'
-import { httpGet, sleep } from '../test/helpers/net'
-import { startPm2App } from '../test/helpers/pm2'
+import { startLoad } from '../harness/load'
+import { httpGet, sleep } from '../harness/net'
+import { startPm2App } from '../harness/pm2'
 
 const INSTANCES = 5
 const LOAD = { rate: 300, durationSeconds: 30, connections: 10 }

@@ -5,9 +5,9 @@
 // queries, evaluated by that Prometheus. Run: npm run build && npx tsx scripts/render-worker-chart.ts
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { sleep, waitFor } from '../test/helpers/net'
-import { startPm2App } from '../test/helpers/pm2'
-import { type PromSample, startPrometheus } from '../test/helpers/prometheus'
+import { sleep, waitFor } from '../harness/net'
+import { startPm2App } from '../harness/pm2'
+import { type PromSample, startPrometheus } from '../harness/prometheus'
 import {
   allPanels,
   driveRouteMix,
@@ -16,7 +16,7 @@ import {
   readDashboard,
   type Substitution,
   substitute,
-} from '../test/stack/stack'
+} from '../harness/stack'
 
 const OUT = join(ROOT, 'docs', 'per-worker-requests.svg')
 const PHASES = [

@@ -2,7 +2,7 @@
 // on demand, and stopped by PID.
 import { type ChildProcess, execFile, fork } from 'node:child_process'
 import { promisify } from 'node:util'
-import { isAlive, killAll } from '../../test/helpers/pm2'
+import { isAlive, killAll } from '../../harness/pm2'
 
 const run = promisify(execFile)
 

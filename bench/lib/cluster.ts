@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs'
 import { Agent } from 'node:http'
 import { gunzipSync } from 'node:zlib'
-import { httpGet, sleep } from '../../test/helpers/net'
-import type { LoadRequest, LoadResult } from './load-generator'
+import { httpGet, sleep } from '../../harness/net'
+import type { LoadResult } from './load-generator'
 import { type BenchPm2App, startBenchPm2App } from './pm2-app'
-import type { LoadGenerator } from './single-process'
+import { type LoadGenerator, REQUEST_MIX } from './single-process'
 import { percentile, round, type Spread, spread } from './stats'
 
 export interface RegistryShape {
@@ -36,13 +36,6 @@ export interface ClusterSettings {
   memoryS: number
   storm: { scrapers: number[]; durationS: number; serviceRate: number; settleS: number }
 }
-
-/** Traffic for the PM2 service: demo routes, 200s and a 404 from a matched route. */
-const SERVICE_MIX: LoadRequest[] = [
-  { method: 'GET', path: '/' },
-  { method: 'GET', path: '/items/2' },
-  { method: 'GET', path: '/items/42' },
-]
 
 /** What Prometheus 2.x sends. */
 const PROMETHEUS_HEADERS = {
@@ -245,7 +238,7 @@ function loadOptions(
 ) {
   return {
     url: app.baseUrl,
-    requests: SERVICE_MIX,
+    requests: REQUEST_MIX,
     connections: settings.loadConnections,
     durationS,
     rate: rate ?? settings.loadRate,

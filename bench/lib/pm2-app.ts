@@ -2,7 +2,7 @@
 // (isolated PM2_HOME, free loopback port, own socket directory, everything stopped by PID),
 // started from bench/cluster/ecosystem.config.js so the bench can pre-populate series.
 import { join } from 'node:path'
-import { ROOT, startPm2App } from '../../test/helpers/pm2'
+import { ROOT, startPm2App } from '../../harness/pm2'
 
 const ECOSYSTEM = join(ROOT, 'bench', 'cluster', 'ecosystem.config.js')
 

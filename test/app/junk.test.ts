@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { test } from 'node:test'
+import { parseExposition, scrape, seriesKeys } from '../../harness/exposition'
+import { httpGet } from '../../harness/net'
 import { build, listenOnLoopback } from '../helper'
-import { parseExposition, scrape, seriesKeys } from '../helpers/exposition'
-import { httpGet } from '../helpers/net'
 
 const UNIQUE_PATHS = 2000
 const CONCURRENCY = 16

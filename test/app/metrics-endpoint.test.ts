@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { waitFor } from '../../harness/net'
+import { startPrometheus } from '../../harness/prometheus'
 import { build, listenOnLoopback } from '../helper'
-import { waitFor } from '../helpers/net'
-import { startPrometheus } from '../helpers/prometheus'
 
 const dir = mkdtempSync(join(tmpdir(), 'metrics-endpoint-'))
 after(() => rmSync(dir, { recursive: true, force: true }))

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { after, test } from 'node:test'
+import { httpGet, waitFor } from '../../harness/net'
 import { build, listenOnLoopback } from '../helper'
-import { httpGet, waitFor } from '../helpers/net'
 
 const SLOW_HEADERS = 150
 const SLOW_BODIES = 20

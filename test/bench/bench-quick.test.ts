@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import type { BenchResults } from '../../bench/lib/report'
-import { ROOT } from '../helpers/pm2'
+import { ROOT } from '../../harness/pm2'
 
 const run = promisify(execFile)
 

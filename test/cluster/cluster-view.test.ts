@@ -16,10 +16,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { Gauge } from 'prom-client'
+import { waitFor } from '../../harness/net'
 import { ClusterView } from '../../src/cluster/cluster-view'
 import { createSocketPaths, socketDirFor } from '../../src/cluster/socket-paths'
 import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
-import { waitFor } from '../helpers/net'
 
 const base = mkdtempSync(join(tmpdir(), 'cluster-view-'))
 after(() => rmSync(base, { recursive: true, force: true }))

@@ -9,8 +9,8 @@ import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { freePort, httpGet, waitFor } from '../helpers/net'
-import { isAlive, killAll, ROOT } from '../helpers/pm2'
+import { freePort, httpGet, waitFor } from '../../harness/net'
+import { isAlive, killAll, ROOT } from '../../harness/pm2'
 
 const dir = mkdtempSync(join(tmpdir(), 'bad-config-'))
 const shortTokenFile = join(dir, 'short-token')

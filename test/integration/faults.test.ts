@@ -5,11 +5,11 @@ import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
 import { Agent } from 'node:http'
 import { after, before, describe, test } from 'node:test'
+import { parseExposition } from '../../harness/exposition'
+import { describeTally, startKeepAliveLoad } from '../../harness/load'
+import { httpGet, waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
 import { socketDirFor } from '../../src/cluster/socket-paths'
-import { parseExposition } from '../helpers/exposition'
-import { describeTally, startKeepAliveLoad } from '../helpers/load'
-import { httpGet, waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
 
 const ALL = ['0', '1', '2', '3', '4']
 const CONNECTIONS = 10

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { gaugeValue, parseExposition, scrape } from '../../harness/exposition'
+import { httpGet, waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
 import { socketDirFor } from '../../src/cluster/socket-paths'
-import { gaugeValue, parseExposition, scrape } from '../helpers/exposition'
-import { httpGet, waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
 
 let app: Pm2App
 before(async () => {

@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict'
 import { readdirSync, rmSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
+import { gaugeValue, parseExposition, scrape } from '../../harness/exposition'
+import { describeTally, startKeepAliveLoad } from '../../harness/load'
+import { waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
 import { workerIdOfLink } from '../../src/cluster/socket-paths'
-import { gaugeValue, parseExposition, scrape } from '../helpers/exposition'
-import { describeTally, startKeepAliveLoad } from '../helpers/load'
-import { waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
 
 const SCRAPE_INTERVAL_SECONDS = 5
 const ROUTE = '/items/:id'

@@ -12,13 +12,13 @@ import Fastify, {
   type onRequestHookHandler,
 } from 'fastify'
 import { Registry } from 'prom-client'
+import { httpGet } from '../../harness/net'
 import metricsPlugin, {
   COMMON_METHODS,
   countFrameworkErrors,
   OTHER_METHOD,
   UNMATCHED_ROUTE,
 } from '../../src/plugins/metrics'
-import { httpGet } from '../helpers/net'
 
 /** The router rejects a parameter longer than this (Fastify's default). */
 const MAX_PARAM_LENGTH = 100

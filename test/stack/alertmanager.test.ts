@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
-import { freePort, httpGet, waitFor } from '../helpers/net'
-import { killAll } from '../helpers/pm2'
-import { startPrometheus } from '../helpers/prometheus'
+import { freePort, httpGet, waitFor } from '../../harness/net'
+import { killAll } from '../../harness/pm2'
+import { startPrometheus } from '../../harness/prometheus'
 import {
   loopbackPrometheusConfig,
   projectRules,
@@ -23,7 +23,7 @@ import {
   readYaml,
   runCommand,
   withIntervals,
-} from './stack'
+} from '../../harness/stack'
 
 const CONFIG = join(ROOT, 'alertmanager', 'alertmanager.yml')
 const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager'

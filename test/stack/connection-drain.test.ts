@@ -8,10 +8,10 @@ import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import Fastify from 'fastify'
+import { freePort, waitFor } from '../../harness/net'
+import { killAll } from '../../harness/pm2'
+import { ROOT } from '../../harness/stack'
 import { ConnectionDrain } from '../../src/lib/connection-drain'
-import { freePort, waitFor } from '../helpers/net'
-import { killAll } from '../helpers/pm2'
-import { ROOT } from './stack'
 
 /** A client that sends a request line, then one header byte every `everyMs`, never finishing. */
 function slowHeaders(port: number, everyMs: number) {

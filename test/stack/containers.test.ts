@@ -8,9 +8,9 @@ import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
-import { freePort, httpGet, waitFor } from '../helpers/net'
-import { isAlive, killAll } from '../helpers/pm2'
-import { PROMTOOL_BIN, parseYaml, ROOT, readYaml, runCommand } from './stack'
+import { freePort, httpGet, waitFor } from '../../harness/net'
+import { isAlive, killAll } from '../../harness/pm2'
+import { PROMTOOL_BIN, parseYaml, ROOT, readYaml, runCommand } from '../../harness/stack'
 
 // ---- Dockerfile ----
 

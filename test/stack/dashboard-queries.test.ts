@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { type PrometheusServer, type PromSample, startPrometheus } from '../helpers/prometheus'
+import { waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, type PromSample, startPrometheus } from '../../harness/prometheus'
 import {
   allPanels,
   type Dashboard,
@@ -24,7 +24,7 @@ import {
   substitute,
   withIntervals,
   writeTargets,
-} from './stack'
+} from '../../harness/stack'
 
 const WORKERS = ['0', '1', '2', '3', '4']
 /** Any job name but the project's own. */

@@ -21,7 +21,7 @@ import {
   readDashboard,
   readYaml,
   variablesIn,
-} from './stack'
+} from '../../harness/stack'
 
 const PROVISIONING = join(ROOT, 'grafana', 'provisioning')
 // Grafana's placeholders, written as plain strings on purpose.

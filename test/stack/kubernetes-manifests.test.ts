@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { ROOT } from '../../harness/stack'
 import { SHUTDOWN_GRACE_MS } from '../../src/config'
 import {
   KUBERNETES_DIR,
@@ -15,7 +16,6 @@ import {
   validateManifest,
 } from './kubernetes'
 import { MEMORY_FILE, type MemoryFigures, podMemoryBytes } from './measure-pod-memory'
-import { ROOT } from './stack'
 
 const manifests = readManifests()
 const byKind = (kind: string) => {

@@ -8,10 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
-import { readManifests, SCRAPE_CONFIG } from './kubernetes'
+import { waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
 import {
   PROMTOOL_BIN,
   readDashboard,
@@ -19,7 +18,8 @@ import {
   substitute,
   withIntervals,
   writeTargets,
-} from './stack'
+} from '../../harness/stack'
+import { readManifests, SCRAPE_CONFIG } from './kubernetes'
 
 const POD_DISCOVERY = '    kubernetes_sd_configs:\n      - role: pod\n'
 const JOB = 'kubernetes-pods'

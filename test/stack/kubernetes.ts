@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { ROOT, runCommand } from './stack'
+import { ROOT, runCommand } from '../../harness/stack'
 
 export const KUBERNETES_DIR = join(ROOT, 'deploy', 'kubernetes')
 export const SCRAPE_CONFIG = join(KUBERNETES_DIR, 'prometheus-scrape.yml')

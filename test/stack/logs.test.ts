@@ -4,9 +4,9 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { freePort, httpGet, waitFor } from '../helpers/net'
-import { killAll } from '../helpers/pm2'
-import { ROOT } from './stack'
+import { freePort, httpGet, waitFor } from '../../harness/net'
+import { killAll } from '../../harness/pm2'
+import { ROOT } from '../../harness/stack'
 
 const REQUESTS = 7
 

@@ -7,9 +7,9 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, httpGet, sleep, waitFor } from '../helpers/net'
-import { killAll, ROOT } from '../helpers/pm2'
-import { driveRouteMix } from './stack'
+import { freePort, httpGet, sleep, waitFor } from '../../harness/net'
+import { killAll, ROOT } from '../../harness/pm2'
+import { driveRouteMix } from '../../harness/stack'
 
 export const MEMORY_FILE = join(ROOT, 'docs', 'kubernetes-memory.json')
 const DOC = join(ROOT, 'docs', 'kubernetes.md')

@@ -7,11 +7,11 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { scrape } from '../helpers/exposition'
-import { freePort, httpGet, sleep } from '../helpers/net'
-import { ROOT, startPm2App } from '../helpers/pm2'
-import { startPrometheus } from '../helpers/prometheus'
-import { driveRouteMix } from './stack'
+import { scrape } from '../../harness/exposition'
+import { freePort, httpGet, sleep } from '../../harness/net'
+import { ROOT, startPm2App } from '../../harness/pm2'
+import { startPrometheus } from '../../harness/prometheus'
+import { driveRouteMix } from '../../harness/stack'
 
 const PODS = 100
 const MINUTES = 4

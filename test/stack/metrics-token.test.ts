@@ -14,7 +14,7 @@ import {
   ROOT,
   readYaml,
   runCommand,
-} from './stack'
+} from '../../harness/stack'
 
 const TOKEN_CONFIG = join(PROMETHEUS_DIR, 'prometheus.metrics-token.yml')
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { startPm2App } from '../helpers/pm2'
-import { ROOT, runCommand } from './stack'
+import { startPm2App } from '../../harness/pm2'
+import { ROOT, runCommand } from '../../harness/stack'
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   engines: { node: string }

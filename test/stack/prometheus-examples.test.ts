@@ -9,10 +9,16 @@ import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
-import { PROMETHEUS_DIR, PROMTOOL_BIN, runCommand, startRouteMix, writeTargets } from './stack'
+import { waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
+import {
+  PROMETHEUS_DIR,
+  PROMTOOL_BIN,
+  runCommand,
+  startRouteMix,
+  writeTargets,
+} from '../../harness/stack'
 
 const EXAMPLES = join(PROMETHEUS_DIR, 'examples')
 const LARGE_FLEET = join(EXAMPLES, 'prometheus-large-fleet.yml')

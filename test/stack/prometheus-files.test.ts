@@ -12,7 +12,7 @@ import {
   ROOT,
   readYaml,
   runCommand,
-} from './stack'
+} from '../../harness/stack'
 
 interface Rule {
   record?: string

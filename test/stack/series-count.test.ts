@@ -5,10 +5,10 @@
 // + W × D             Node and process metrics, D per worker (measured here, reported)
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { scrape } from '../../harness/exposition'
+import { httpGet } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
 import { configSchema, parseBuckets } from '../../src/config'
-import { scrape } from '../helpers/exposition'
-import { httpGet } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
 
 const W = 5
 /** Requests whose (method, route, status) differ: T combinations. */

@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { freePort, httpGet, sleep, waitFor } from './net'
 
 const run = promisify(execFile)
-export const ROOT = resolve(__dirname, '..', '..')
+export const ROOT = resolve(__dirname, '..')
 const PM2_BIN = join(ROOT, 'node_modules', '.bin', 'pm2')
 
 export interface Pm2Process {

@@ -174,3 +174,62 @@ export function describeTally(t: LoadTally): string {
   const errs = [...t.errorCodes].map(([c, n]) => `${c}:${n}`).join(' ')
   return `sent ${t.sent}, 2xx ${t.ok}, non-2xx ${t.non2xx} [${codes}], errors ${t.errors} (timeouts ${t.timeouts}) [${errs}], unanswered ${t.unanswered}`
 }
+
+/** A mix of the demo routes: 200s, 201s, 404s (matched and unmatched), 500s and slow ones. */
+export const ROUTE_MIX: autocannon.Request[] = [
+  { method: 'GET', path: '/' },
+  { method: 'GET', path: '/items/1' },
+  { method: 'GET', path: '/items/2' },
+  { method: 'GET', path: '/items/99' },
+  {
+    method: 'POST',
+    path: '/items',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name":"fig"}',
+  },
+  { method: 'GET', path: '/slow?ms=20' },
+  { method: 'GET', path: '/error' },
+  { method: 'GET', path: '/' },
+  { method: 'GET', path: '/no-such-route' },
+  { method: 'GET', path: '/health' },
+]
+
+/** Bounded load on 127.0.0.1 only: `rate` req/s for `seconds`, cycling through ROUTE_MIX. */
+export function driveRouteMix(
+  baseUrl: string,
+  rate: number,
+  seconds: number,
+  connections = 10,
+): Promise<autocannon.Result> {
+  return startRouteMix(baseUrl, rate, seconds, connections).done
+}
+
+/**
+ * The same load, stoppable: it ends after `seconds` at the latest, or at `stop()`, whichever
+ * comes first; `done` resolves with autocannon's result either way.
+ */
+export function startRouteMix(
+  baseUrl: string,
+  rate: number,
+  seconds: number,
+  connections = 10,
+): { done: Promise<autocannon.Result>; stop(): void } {
+  if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(baseUrl)) {
+    throw new Error(`load only goes to 127.0.0.1, not ${baseUrl}`)
+  }
+  let instance: autocannon.Instance | undefined
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
+      {
+        url: baseUrl,
+        connections,
+        overallRate: rate,
+        duration: seconds,
+        timeout: 10,
+        requests: ROUTE_MIX,
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    )
+  })
+  return { done, stop: () => instance?.stop() }
+}
