@@ -90,10 +90,7 @@ const QUICK: Settings = {
   cluster: {
     instances: 2,
     cores: 2,
-    registries: [
-      { name: 'service', routes: 0, statusCodes: 0 },
-      { name: 'realistic', routes: 20, statusCodes: 3 },
-    ],
+    registries: [{ name: 'realistic', routes: 20, statusCodes: 3 }],
     warmupS: 1,
     scrapes: 5,
     phaseMaxS: 3,

@@ -46,7 +46,12 @@ async function scrape(app: Pm2App, headers: Record<string, string> = {}, agent?:
 describe('faults under PM2 (5 workers)', () => {
   let app: Pm2App
   before(async () => {
-    app = await startPm2App({ instances: 5, env: { METRICS_GATHER_TIMEOUT_MS: '1000' } })
+    // Every scrape a new gather: a scrape right after a fault must not be answered from the
+    // last gather before it (the reuse window is tested in process).
+    app = await startPm2App({
+      instances: 5,
+      env: { METRICS_GATHER_TIMEOUT_MS: '1000', METRICS_GATHER_REUSE_MS: '0' },
+    })
   })
   after(async () => {
     await app?.stop()
