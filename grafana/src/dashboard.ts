@@ -38,11 +38,13 @@ const WORKER = '{{instance}} w{{worker_id}}'
 /** 0 for every worker in the cluster view: a worker that serves nothing shows, not vanishes. */
 const idleWorkers = `sum by (instance, worker_id) (cluster_metrics_worker_up{${target}}) * 0`
 /**
- * One value per worker whose process started again: Prometheus keeps the worker's series (same
- * job, instance, worker_id) and its start time changes. $__rate_interval is at least the step
- * plus one scrape interval, so the two samples either side of a change always share a window.
+ * One value per worker whose process started within the last step: Prometheus keeps the
+ * worker's series (same job, instance, worker_id) and its start time grows, so the current
+ * start time exceeds every one seen up to a step earlier. The look-back of 5 minutes, not one
+ * window, still holds the old start time when the worker missed scrapes while it restarted
+ * (after a crash the series even goes stale for a scrape or two).
  */
-export const RESTART_EXPR = `changes(process_start_time_seconds{${target}}[$__rate_interval]) > 0`
+export const RESTART_EXPR = `process_start_time_seconds{${target}} > max_over_time(process_start_time_seconds{${target}}[5m] offset $__interval)`
 
 function query(expr: string, legendFormat: string, refId = 'A') {
   return new prometheus.DataqueryBuilder()

@@ -184,7 +184,10 @@ test('restarts and reloads are annotations from process_start_time_seconds', () 
   assert.equal(restarts.length, 1)
   const [annotation] = restarts
   assert.equal(annotation.enable, true)
-  assert.match(annotation.expr ?? '', /^changes\(process_start_time_seconds\{/)
+  assert.match(
+    annotation.expr ?? '',
+    /^process_start_time_seconds\{.*\} > max_over_time\(process_start_time_seconds\{/,
+  )
   assert.match(annotation.titleFormat ?? '', /\{\{worker_id\}\}/)
   assert.deepEqual(annotation.tagKeys?.split(','), ['instance', 'worker_id'])
 })
