@@ -9,7 +9,10 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
-import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
+import metricsPlugin, {
+  countFrameworkErrors,
+  type MetricsPluginOptions,
+} from '../../src/plugins/metrics'
 import { traceIdOf } from '../../src/plugins/metrics/traceparent'
 import { ExpositionParser } from '../cluster/exposition-parser'
 
@@ -27,7 +30,7 @@ async function build(
   t: { after: (fn: () => unknown) => void },
   options: MetricsPluginOptions = {},
 ) {
-  const app = Fastify()
+  const app = Fastify({ frameworkErrors: countFrameworkErrors })
   await app.register(metricsPlugin, {
     registry: new Registry(),
     workerId: '3',
@@ -164,6 +167,18 @@ test('an unmatched traced request carries its exemplar on the unmatched series',
   assert.equal(lines.length, 2, lines.join('\n'))
   for (const line of lines) {
     assert.match(line, /route="__unmatched__",status_code="404"/)
+    assert.ok(line.includes(`# {trace_id="${TRACE_ID}"}`), line)
+  }
+})
+
+test('a request the router rejects carries its exemplar too', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ url: '/items/%zz', headers: { traceparent: TRACEPARENT } })
+  assert.equal(res.statusCode, 400)
+  const lines = exemplarLines(await openMetrics(app))
+  assert.equal(lines.length, 2, lines.join('\n'))
+  for (const line of lines) {
+    assert.match(line, /route="__unmatched__",status_code="400"/)
     assert.ok(line.includes(`# {trace_id="${TRACE_ID}"}`), line)
   }
 })

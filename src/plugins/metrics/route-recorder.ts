@@ -59,9 +59,9 @@ export class RouteRecorder {
   }
 
   /**
-   * A request that came with a `traceparent` header: recorded with its trace id as exemplar
-   * when the header is valid, as any other request when not. Requests without the header never
-   * come here, so they pay nothing for exemplars.
+   * A request that may carry a `traceparent` header: recorded with its trace id as exemplar
+   * when the header is valid, as any other request when not. The hot path calls `record` for
+   * requests without the header, and this only for those with one.
    */
   recordTraced(method: string, statusCode: number, seconds: number, traceparent: unknown): void {
     const traceId = traceIdOf(traceparent)
