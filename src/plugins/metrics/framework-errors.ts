@@ -7,6 +7,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RouteRecorder } from './route-recorder'
+import { traceparentHeader } from './traceparent'
 
 /** The unmatched-route recorder of each Fastify instance the metrics plugin is registered on. */
 const unmatchedRecorders = new WeakMap<FastifyInstance, RouteRecorder>()
@@ -29,7 +30,7 @@ export function countFrameworkErrors(
     // Fastify starts its own response clock right after routing; this is the same moment.
     const started = performance.now()
     const method = request.raw.method ?? ''
-    const traceparent = request.raw.headers.traceparent
+    const traceparent = traceparentHeader(request.raw.rawHeaders)
     let finished = false
     reply.raw.once('finish', () => {
       finished = true
