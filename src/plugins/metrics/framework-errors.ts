@@ -7,7 +7,6 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RouteRecorder } from './route-recorder'
-import { traceparentHeader } from './traceparent'
 
 /** The unmatched-route recorder of each Fastify instance the metrics plugin is registered on. */
 const unmatchedRecorders = new WeakMap<FastifyInstance, RouteRecorder>()
@@ -30,7 +29,7 @@ export function countFrameworkErrors(
     // Fastify starts its own response clock right after routing; this is the same moment.
     const started = performance.now()
     const method = request.raw.method ?? ''
-    const traceparent = traceparentHeader(request.raw.rawHeaders)
+    const traceparent = request.raw.headers.traceparent
     let finished = false
     reply.raw.once('finish', () => {
       finished = true

@@ -17,7 +17,6 @@ import {
 } from './http-metrics'
 import { type MetricsCollector, metricsRoute } from './metrics-route'
 import { RouteRecorder, unmatchedMethodLabel } from './route-recorder'
-import { traceparentHeader } from './traceparent'
 
 export type { ClusterOptions } from './cluster'
 export { countFrameworkErrors } from './framework-errors'
@@ -120,8 +119,8 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
     if (routeOptions.config?.disableMetrics === true) return
     const recorder = recorderFor(routeOptions.url ?? routeOptions.path)
     const onResponse: onResponseHookHandler = (request, reply, done) => {
-      // Requests without a trace pay the header scan only, and keep the fast path untouched.
-      const traceparent = traceparentHeader(request.raw.rawHeaders)
+      // One header lookup: requests without a trace keep the fast path untouched.
+      const traceparent = request.raw.headers.traceparent
       if (traceparent === undefined) {
         recorder.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
       } else {
@@ -138,7 +137,7 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
     if (request.is404) {
       const method = request.raw.method as string
       const seconds = reply.elapsedTime / 1000
-      const traceparent = traceparentHeader(request.raw.rawHeaders)
+      const traceparent = request.raw.headers.traceparent
       if (traceparent === undefined) unmatched.record(method, reply.statusCode, seconds)
       else unmatched.recordTraced(method, reply.statusCode, seconds, traceparent)
     }
@@ -154,7 +153,7 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
       const route = request.is404 ? UNMATCHED_ROUTE : (config.url ?? UNMATCHED_ROUTE)
       recorderFor(route).recordAborted(
         request.raw.method as string,
-        traceparentHeader(request.raw.rawHeaders),
+        request.raw.headers.traceparent,
       )
     }
     done()

@@ -17,24 +17,3 @@ export function traceIdOf(traceparent: unknown): string | undefined {
   if (match === null || match[1] === ZERO_TRACE_ID || match[2] === ZERO_PARENT_ID) return undefined
   return match[1]
 }
-
-const TRACEPARENT = 'traceparent'
-
-/**
- * The request's `traceparent` header from Node's `rawHeaders` (name, value, name, value ...),
- * or `undefined` when it has none. Requests without the header pay only this scan, which
- * compares lengths: reading `headers.traceparent` instead measured several times the cost
- * (Node's `headers` getter plus a missed property lookup). Two `traceparent` headers give an
- * array (the first two), which `traceIdOf` ignores, as it ignores Node's joined `headers` value.
- */
-export function traceparentHeader(rawHeaders: readonly string[]): string | string[] | undefined {
-  let found: string | undefined
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]
-    if (name.length === TRACEPARENT.length && name.toLowerCase() === TRACEPARENT) {
-      if (found !== undefined) return [found, rawHeaders[i + 1]]
-      found = rawHeaders[i + 1]
-    }
-  }
-  return found
-}
