@@ -363,7 +363,7 @@ export function buildDashboard(options: DashboardOptions = PROVISIONED): dashboa
     .withPanel(
       graph(
         'Latency p50 / p95 / p99 per worker',
-        'Quantiles of http_request_duration_seconds per worker (answered requests only).',
+        'Quantiles of http_request_duration_seconds per worker (answered requests only). Points are exemplars: the trace id of a request sent with a W3C traceparent header.',
         's',
         LATENCY,
       )
@@ -381,11 +381,13 @@ export function buildDashboard(options: DashboardOptions = PROVISIONED): dashboa
           ),
         )
         .withTarget(
+          // Exemplars of the buckets behind the quantiles: a point links a spike to the trace id
+          // of a request in it. Asked on one query only, so each exemplar is drawn once.
           query(
             `histogram_quantile(0.99, sum by (instance, worker_id, le) (${rate(buckets)}))`,
             `${WORKER} p99`,
             'C',
-          ),
+          ).exemplar(true),
         ),
     )
     .withPanel(

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Registry } from 'prom-client'
+import { renderRegistry } from '../../src/cluster/exposition'
 import { createHttpMetrics } from '../../src/plugins/metrics/http-metrics'
 import { RequestSeries } from '../../src/plugins/metrics/request-series'
 
@@ -123,4 +124,45 @@ test('after its first request, a series is written without prom-client’s per-c
   series.record(0.05)
   assert.deepEqual(calls, { inc: 2, observe: 2 }, 'a reset series is created again through the API')
   assert.match(await registry.metrics(), /^http_requests_total\{[^}]*\} 1$/m)
+})
+
+test('with exemplars on, traced and untraced records equal prom-client’s own, exemplars included', async () => {
+  const direct = new Registry()
+  const publicApi = new Registry()
+  const d = createHttpMetrics(direct, BUCKETS, { exemplars: true })
+  const p = createHttpMetrics(publicApi, BUCKETS, { exemplars: true })
+  const series = new RequestSeries(d.requestsTotal, d.requestDuration, LABELS)
+  const steps: Array<[number, string | undefined]> = [
+    [0.05, undefined],
+    [0.003, 'trace-a'],
+    [0.07, undefined],
+    [0.5, 'trace-b'],
+    [30, 'trace-c'],
+    [0.004, undefined],
+  ]
+  // prom-client types exemplar labels as the metric's own label names.
+  const exemplar = (trace: string): Record<string, string> => ({ trace_id: trace })
+  for (const [seconds, trace] of steps) {
+    if (trace === undefined) {
+      series.record(seconds)
+      p.requestsTotal.inc({ labels: LABELS })
+      p.requestDuration.observe({ labels: LABELS, value: seconds })
+    } else {
+      series.recordTraced(seconds, exemplar(trace))
+      p.requestsTotal.inc({ labels: LABELS, exemplarLabels: exemplar(trace) })
+      p.requestDuration.observe({ labels: LABELS, value: seconds, exemplarLabels: exemplar(trace) })
+    }
+  }
+  series.countTraced(exemplar('trace-d'))
+  p.requestsTotal.inc({ labels: LABELS, exemplarLabels: exemplar('trace-d') })
+  // Exemplar timestamps are the clock at each call; everything else must be equal.
+  const render = async (registry: Registry) =>
+    (await renderRegistry(registry, 'openmetrics')).replace(/( # \{[^}]*\} \S+) \S+$/gm, '$1 T')
+  const [a, b] = await Promise.all([render(direct), render(publicApi)])
+  assert.equal(a, b)
+  assert.match(a, /^http_requests_total\{[^}]*\} 7 # \{trace_id="trace-d"\} 1 T$/m)
+  assert.match(
+    a,
+    /^http_request_duration_seconds_bucket\{le="\+Inf",[^}]*\} 6 # \{trace_id="trace-c"\} 30 T$/m,
+  )
 })

@@ -29,13 +29,15 @@ export function countFrameworkErrors(
     // Fastify starts its own response clock right after routing; this is the same moment.
     const started = performance.now()
     const method = request.raw.method ?? ''
+    const traceparent = request.raw.headers.traceparent
     let finished = false
     reply.raw.once('finish', () => {
       finished = true
-      recorder.record(method, reply.statusCode, (performance.now() - started) / 1000)
+      const seconds = (performance.now() - started) / 1000
+      recorder.recordTraced(method, reply.statusCode, seconds, traceparent)
     })
     reply.raw.once('close', () => {
-      if (!finished) recorder.recordAborted(method)
+      if (!finished) recorder.recordAborted(method, traceparent)
     })
   }
   const statusCode = error.statusCode ?? 500

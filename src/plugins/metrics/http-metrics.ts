@@ -22,25 +22,44 @@ export interface HttpMetrics {
   requestDuration: Histogram<(typeof HTTP_LABEL_NAMES)[number]>
 }
 
+export interface HttpMetricsOptions {
+  /**
+   * Keep exemplars (a traced request's trace id), which prom-client renders in OpenMetrics only.
+   * With exemplars on, prom-client accepts only the object form of `inc` and `observe`
+   * (`{ labels, value, exemplarLabels }`), so they are off unless asked for.
+   */
+  exemplars?: boolean
+}
+
 export function createHttpMetrics(
   registry: Registry,
   buckets: readonly number[] = DEFAULT_BUCKETS,
+  { exemplars = false }: HttpMetricsOptions = {},
 ): HttpMetrics {
-  return {
+  // prom-client refuses exemplars on a metric constructed into a registry of the text format,
+  // the format it renders by default. Nothing here renders a registry by its default: each
+  // scrape's format is chosen per render (cluster/exposition-render.ts), and exemplars appear
+  // in OpenMetrics renders only. So the metrics are registered after construction.
+  const metrics: HttpMetrics = {
     requestsTotal: new Counter({
       name: 'http_requests_total',
       help: 'HTTP requests answered, by method, route template and status code.',
       labelNames: HTTP_LABEL_NAMES,
-      registers: [registry],
+      registers: [],
+      enableExemplars: exemplars,
     }),
     requestDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Time from the start of an HTTP request to the end of its response, in seconds.',
       labelNames: HTTP_LABEL_NAMES,
       buckets: [...buckets],
-      registers: [registry],
+      registers: [],
+      enableExemplars: exemplars,
     }),
   }
+  registry.registerMetric(metrics.requestsTotal)
+  registry.registerMetric(metrics.requestDuration)
+  return metrics
 }
 
 /**

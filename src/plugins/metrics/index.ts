@@ -1,6 +1,7 @@
 // fastify-plugin that times every request into `http_requests_total` and
 // `http_request_duration_seconds`, labelled method / route / status_code / worker_id, and
-// serves GET /metrics. Register it before the routes it should measure.
+// serves GET /metrics. Register it before the routes it should measure. A request with a W3C
+// `traceparent` header leaves its trace id as an exemplar on both metrics.
 import type { FastifyInstance, onRequestAbortHookHandler, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
@@ -33,6 +34,12 @@ export interface MetricsPluginOptions {
   workerId?: string
   /** Histogram buckets in seconds. */
   buckets?: readonly number[]
+  /**
+   * A request with a valid W3C `traceparent` header leaves its trace id as an exemplar on
+   * `http_requests_total` and `http_request_duration_seconds` (OpenMetrics only). Default true;
+   * with it, `metrics.http`'s `inc` / `observe` take prom-client's object form.
+   */
+  exemplars?: boolean
   /** Collect prom-client's process metrics into a registry this plugin creates (default true). */
   defaultMetrics?: boolean
   /** Path of the exposition route; `false` to serve none. Default `/metrics`. */
@@ -73,7 +80,9 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   const workerId = options.workerId ?? identity.workerId
   const registry =
     options.registry ?? createWorkerRegistry(workerId, options.defaultMetrics ?? true)
-  const http = createHttpMetrics(registry, validateBuckets(options.buckets ?? DEFAULT_BUCKETS))
+  const http = createHttpMetrics(registry, validateBuckets(options.buckets ?? DEFAULT_BUCKETS), {
+    exemplars: options.exemplars ?? true,
+  })
   const endpoint = options.endpoint ?? '/metrics'
   if (endpoint !== false && !endpoint.startsWith('/')) {
     throw new TypeError(`metrics endpoint must start with "/", got ${JSON.stringify(endpoint)}`)
@@ -111,7 +120,14 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
     if (routeOptions.config?.disableMetrics === true) return
     const recorder = recorderFor(routeOptions.url ?? routeOptions.path)
     const onResponse: onResponseHookHandler = (request, reply, done) => {
-      recorder.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
+      // One header lookup: requests without a trace keep the fast path untouched.
+      const traceparent = request.raw.headers.traceparent
+      if (traceparent === undefined) {
+        recorder.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
+      } else {
+        const seconds = reply.elapsedTime / 1000
+        recorder.recordTraced(request.raw.method as string, reply.statusCode, seconds, traceparent)
+      }
       done()
     }
     routeOptions.onResponse = appendHook(routeOptions.onResponse, onResponse)
@@ -120,7 +136,11 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   // Requests that matched no route land on the 404 handler, which route hooks never see.
   fastify.addHook('onResponse', (request, reply, done) => {
     if (request.is404) {
-      unmatched.record(request.raw.method as string, reply.statusCode, reply.elapsedTime / 1000)
+      const method = request.raw.method as string
+      const seconds = reply.elapsedTime / 1000
+      const traceparent = request.raw.headers.traceparent
+      if (traceparent === undefined) unmatched.record(method, reply.statusCode, seconds)
+      else unmatched.recordTraced(method, reply.statusCode, seconds, traceparent)
     }
     done()
   })
@@ -132,7 +152,10 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
     const { config } = request.routeOptions
     if (config.disableMetrics !== true) {
       const route = request.is404 ? UNMATCHED_ROUTE : (config.url ?? UNMATCHED_ROUTE)
-      recorderFor(route).recordAborted(request.raw.method as string)
+      recorderFor(route).recordAborted(
+        request.raw.method as string,
+        request.raw.headers.traceparent,
+      )
     }
     done()
   }

@@ -5,6 +5,7 @@
 // and later requests add to that same stored entry directly. The entry is checked on every
 // write (`reset()`, `remove()` or `resetMetrics()` replace it), and anything unexpected falls
 // back to the public API, so the exposition is always exactly what prom-client would produce.
+// A traced request goes through the public API too: prom-client keeps its exemplar.
 import type { Counter, Histogram } from 'prom-client'
 
 type Labels = Record<string, string>
@@ -42,11 +43,18 @@ function keyOf<Entry extends { labels: Labels }>(metric: Stored<Entry>, labels: 
   return undefined
 }
 
+/** prom-client sets `enableExemplars` on a metric from its configuration (not in its types). */
+function exemplarsOn(metric: object): boolean {
+  return (metric as { enableExemplars?: unknown }).enableExemplars === true
+}
+
 export class RequestSeries {
   private counterKey: string | undefined
   private counterEntry: CounterEntry | undefined
   private histogramKey: string | undefined
   private histogramEntry: HistogramEntry | undefined
+  /** Whether the metrics keep exemplars, which changes prom-client's `inc` / `observe` form. */
+  private readonly exemplars: boolean
   /** Histogram upper bounds, and the same as the property names prom-client keys buckets by. */
   private readonly bounds: readonly number[]
   private readonly boundKeys: readonly string[]
@@ -59,12 +67,31 @@ export class RequestSeries {
     const upperBounds = (histogram as unknown as { upperBounds?: unknown }).upperBounds
     this.bounds = Array.isArray(upperBounds) ? (upperBounds as number[]) : []
     this.boundKeys = this.bounds.map(String)
+    this.exemplars = exemplarsOn(counter) && exemplarsOn(histogram)
   }
 
   /** One answered request: counted, and its duration observed. */
   record(seconds: number): void {
     this.count()
     this.observe(seconds)
+  }
+
+  /**
+   * One answered request of a trace: counted and observed through prom-client's API, each with
+   * `exemplar` (e.g. `{ trace_id }`) as the exemplar of the counter and of the request's bucket.
+   */
+  recordTraced(seconds: number, exemplar: Labels): void {
+    if (this.exemplars) {
+      this.countTraced(exemplar)
+      this.histogram.observe({ labels: this.labels, value: seconds, exemplarLabels: exemplar })
+    } else this.record(seconds)
+  }
+
+  /** One request of a trace counted without a duration, `exemplar` on the counter. */
+  countTraced(exemplar: Labels): void {
+    if (this.exemplars)
+      this.counter.inc({ labels: this.labels, value: 1, exemplarLabels: exemplar })
+    else this.count()
   }
 
   /** One request counted without a duration (the client left before the answer). */
@@ -78,7 +105,8 @@ export class RequestSeries {
       entry.value += 1
       return
     }
-    this.counter.inc(this.labels)
+    if (this.exemplars) this.counter.inc({ labels: this.labels })
+    else this.counter.inc(this.labels)
     const stored = this.counter as unknown as Stored<CounterEntry>
     this.counterKey = keyOf(stored, this.labels)
     const found = this.counterKey === undefined ? undefined : stored.hashMap?.[this.counterKey]
@@ -106,7 +134,8 @@ export class RequestSeries {
       }
       return
     }
-    this.histogram.observe(this.labels, seconds)
+    if (this.exemplars) this.histogram.observe({ labels: this.labels, value: seconds })
+    else this.histogram.observe(this.labels, seconds)
     const stored = this.histogram as unknown as Stored<HistogramEntry>
     const key = keyOf(stored, this.labels)
     const found = key === undefined ? undefined : stored.hashMap?.[key]

@@ -3,6 +3,7 @@
 // map keyed by method and status code: nothing is allocated once a series exists.
 import type { HttpMetrics } from './http-metrics'
 import { RequestSeries } from './request-series'
+import { traceIdOf } from './traceparent'
 
 /** Status recorded for requests the client aborted before a response was sent (as nginx does). */
 export const CLIENT_CLOSED_STATUS = 499
@@ -57,9 +58,23 @@ export class RouteRecorder {
     series.record(seconds)
   }
 
+  /**
+   * A request that may carry a `traceparent` header: recorded with its trace id as exemplar
+   * when the header is valid, as any other request when not. The hot path calls `record` for
+   * requests without the header, and this only for those with one.
+   */
+  recordTraced(method: string, statusCode: number, seconds: number, traceparent: unknown): void {
+    const traceId = traceIdOf(traceparent)
+    if (traceId === undefined) this.record(method, statusCode, seconds)
+    else this.seriesFor(method, statusCode).recordTraced(seconds, { trace_id: traceId })
+  }
+
   /** A request the client abandoned: counted, but it has no response time to observe. */
-  recordAborted(method: string): void {
-    this.seriesFor(method, CLIENT_CLOSED_STATUS).count()
+  recordAborted(method: string, traceparent?: unknown): void {
+    const series = this.seriesFor(method, CLIENT_CLOSED_STATUS)
+    const traceId = traceIdOf(traceparent)
+    if (traceId === undefined) series.count()
+    else series.countTraced({ trace_id: traceId })
   }
 
   private seriesFor(method: string, statusCode: number): RequestSeries {
