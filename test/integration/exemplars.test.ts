@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
-import { httpGet, waitFor } from '../helpers/net'
-import { type Pm2App, startPm2App } from '../helpers/pm2'
-import { type PrometheusServer, startPrometheus } from '../helpers/prometheus'
+import { httpGet, waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
 
 const WORKERS = 3
 /** Traced requests at most: enough for PM2's round robin to reach every worker. */
