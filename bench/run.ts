@@ -173,6 +173,12 @@ function clusterTargets(cluster: ClusterResults): Target[] {
   for (const storm of cluster.storms) {
     const kind = `${storm.scrapers} ${storm.anonymous ? 'anonymous' : 'Prometheus-like'} scrapers`
     const slower = storm.serviceMs.during.p99 / storm.serviceMs.quiet.p99
+    targets.push({
+      name: `${kind}: worker restarts (PM2's max_memory_restart)`,
+      target: '0',
+      value: String(storm.restarts),
+      met: storm.restarts === 0,
+    })
     if (!storm.anonymous) {
       targets.push({
         name: `${kind}: scrapes per second`,

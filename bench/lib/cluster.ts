@@ -92,6 +92,8 @@ export interface StormResult {
   getMs: Latency
   serviceMs: { quiet: Latency; during: Latency }
   rssMiB: { before: number[]; after: number[]; settled: number[] }
+  /** Worker restarts PM2 made during the storm and its settling (max_memory_restart). */
+  restarts: number
 }
 
 export interface ClusterResults {
@@ -176,16 +178,20 @@ async function scrapeSeries(
 }
 
 function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1])
-  return round(kib / 1024, 1)
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1])
+    return round(kib / 1024, 1)
+  } catch {
+    return Number.NaN // the process is gone (PM2 restarted it meanwhile)
+  }
 }
 
 async function withApp<T>(
   settings: ClusterSettings,
   registry: RegistryShape,
   metricsCluster: boolean,
-  run: (app: BenchPm2App, rss: () => number[]) => Promise<T>,
+  run: (app: BenchPm2App, rss: () => Promise<number[]>) => Promise<T>,
   extraEnv: Record<string, string> = {},
 ): Promise<T> {
   const app = await startBenchPm2App({
@@ -203,8 +209,12 @@ async function withApp<T>(
     },
   })
   try {
-    const pids = [...app.workers.entries()].sort(([a], [b]) => Number(a) - Number(b))
-    return await run(app, () => pids.map(([, pid]) => rssMiB(pid)))
+    // Read from PM2 each time: a worker PM2 restarted (e.g. past max_memory_restart) has a new pid.
+    const rss = async () =>
+      [...(await app.current()).entries()]
+        .sort(([a], [b]) => Number(a) - Number(b))
+        .map(([, worker]) => rssMiB(worker.pid))
+    return await run(app, rss)
   } finally {
     await app.stop()
   }
@@ -215,7 +225,7 @@ async function memoryPhase(
   app: BenchPm2App,
   settings: ClusterSettings,
   load: LoadGenerator,
-  rss: () => number[],
+  rss: () => Promise<number[]>,
 ): Promise<number[]> {
   const traffic = load.run(loadOptions(app, settings, settings.memoryS))
   let done = false
@@ -227,7 +237,7 @@ async function memoryPhase(
     await sleep(1000)
   }
   await traffic
-  return rss()
+  return await rss()
 }
 
 function loadOptions(
@@ -346,13 +356,15 @@ async function benchStorm(
     const serviceLoad = (): Promise<LoadResult> =>
       load.run(loadOptions(app, settings, durationS, serviceRate))
     const quiet = await serviceLoad()
-    const before = rss()
+    const before = await rss()
+    const restartsBefore = sumRestarts(await app.current())
     const during = serviceLoad()
     const storm = await scrapers(app.baseUrl, scraperCount, durationS, anonymous)
     const serviceDuring = await during
-    const after = rss()
+    const after = await rss()
     await sleep(settleS * 1000)
-    const settled = rss()
+    const settled = await rss()
+    const restarts = sumRestarts(await app.current()) - restartsBefore
     const result: StormResult = {
       scrapers: scraperCount,
       anonymous,
@@ -366,6 +378,7 @@ async function benchStorm(
         during: pick(serviceDuring.latencyMs),
       },
       rssMiB: { before, after, settled },
+      restarts,
     }
     log(
       `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers: ${result.scrapesPerSecond} scrapes/s, ` +
@@ -374,6 +387,10 @@ async function benchStorm(
     )
     return result
   })
+}
+
+function sumRestarts(workers: Map<string, { restarts: number }>): number {
+  return [...workers.values()].reduce((sum, w) => sum + w.restarts, 0)
 }
 
 function pick(l: LoadResult['latencyMs']): Latency {

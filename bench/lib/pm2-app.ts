@@ -8,8 +8,10 @@ const ECOSYSTEM = join(ROOT, 'bench', 'cluster', 'ecosystem.config.js')
 
 export interface BenchPm2App {
   baseUrl: string
-  /** PIDs of the online workers, by worker id. */
+  /** PIDs of the online workers, by worker id, at start. */
   workers: Map<string, number>
+  /** The workers now, from PM2: pid and restarts, by worker id. */
+  current(): Promise<Map<string, { pid: number; restarts: number }>>
   stop(): Promise<void>
 }
 
@@ -26,5 +28,7 @@ export async function startBenchPm2App(options: BenchPm2Options): Promise<BenchP
     onlineTimeoutMs: 90_000,
   })
   const workers = new Map((await app.waitOnline(options.instances)).map((p) => [p.workerId, p.pid]))
-  return { baseUrl: app.baseUrl, workers, stop: () => app.stop() }
+  const current = async () =>
+    new Map((await app.list()).map((p) => [p.workerId, { pid: p.pid, restarts: p.restarts }]))
+  return { baseUrl: app.baseUrl, workers, current, stop: () => app.stop() }
 }

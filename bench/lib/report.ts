@@ -143,6 +143,7 @@ export function renderCluster(cluster: ClusterResults): string {
     pair(s.getMs),
     `${fmt(s.serviceMs.quiet.p99, 1)} → ${fmt(s.serviceMs.during.p99, 1)}`,
     `${fmt(spread(s.rssMiB.before).median, 1)} → ${fmt(spread(s.rssMiB.after).median, 1)} → ${fmt(spread(s.rssMiB.settled).median, 1)}`,
+    String(s.restarts),
   ])
   return [
     `Scrapes through the cluster view, ${settings.instances} PM2 workers on ${settings.cores} cores, ` +
