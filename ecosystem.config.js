@@ -64,9 +64,11 @@ module.exports = {
       listen_timeout: 10000,
       // SIGINT first; the app drains in-flight requests within 4 s, then PM2 may SIGKILL.
       kill_timeout: 6000,
-      // ~1.75x a worker's measured RSS under load (docs/operations.md); 5 of them fit the compose
+      // Above a worker's measured peak under a storm of concurrent scrapers (about 260 MB,
+      // docs/performance.md), which V8 gives back within seconds, and about 3x its RSS under
+      // normal load (docs/operations.md): a leak still restarts it. 5 of them fit the compose
       // memory limit with the daemon.
-      max_memory_restart: '180M',
+      max_memory_restart: '320M',
       exp_backoff_restart_delay: 100,
       // A worker that dies within 10 s of its start is failing at start (port taken, socket
       // directory unusable): after 5 such restarts PM2 stops it (status errored) instead of

@@ -24,7 +24,7 @@ const DATASOURCE: dashboard.DataSourceRef = { type: 'prometheus', uid: '${dataso
  */
 export const JOB_METRIC = 'cluster_metrics_workers_expected'
 /** PM2's max_memory_restart (ecosystem.config.js): a worker above it is restarted. */
-const MAX_MEMORY_RESTART_BYTES = 512 * 1024 * 1024
+const MAX_MEMORY_RESTART_BYTES = 320 * 1024 * 1024
 
 // Label matchers shared by every panel; the variables' "All" value is `.*`.
 const job = 'job=~"$job"'
@@ -486,7 +486,7 @@ export function buildDashboard(options: DashboardOptions = PROVISIONED): dashboa
       graph(
         'Memory per worker',
         'Resident memory and V8 heap in use, per worker process. PM2 restarts a worker ' +
-          'above 512 MiB (max_memory_restart).',
+          'above 320 MiB (max_memory_restart).',
         'bytes',
         [
           [null, 'green'],
