@@ -175,7 +175,12 @@ test('every panel has a unit and absolute thresholds; bad values are coloured', 
   assert.deepEqual(red('p99 latency'), [1])
   assert.deepEqual(red('Worker restarts'), [3])
   assert.deepEqual(red('Workers answering / expected'), [null], '0 workers is bad')
-  assert.deepEqual(red('Memory per worker'), [512 * 1024 * 1024], 'PM2 max_memory_restart')
+  // Red where PM2 restarts the worker: the ecosystem file's max_memory_restart.
+  const restartAt = (
+    require(join(ROOT, 'ecosystem.config.js')) as { apps: Array<{ max_memory_restart: string }> }
+  ).apps[0].max_memory_restart
+  const megabytes = Number(/^(\d+)M$/.exec(restartAt)?.[1])
+  assert.deepEqual(red('Memory per worker'), [megabytes * 1024 * 1024], 'PM2 max_memory_restart')
 })
 
 test('restarts and reloads are annotations from process_start_time_seconds', () => {
