@@ -65,8 +65,8 @@ module.exports = {
       // SIGINT first; the app drains in-flight requests within 4 s, then PM2 may SIGKILL.
       kill_timeout: 6000,
       // Above a worker's measured peak under a storm of concurrent scrapers (about 260 MB,
-      // docs/performance.md), which V8 gives back within seconds, and about 3x its RSS under
-      // normal load (docs/operations.md): a leak still restarts it. 5 of them fit the compose
+      // docs/performance.md; V8 keeps that memory for a while afterwards), and about 3x its RSS
+      // under normal load (docs/operations.md): a leak still restarts it. 5 of them fit the compose
       // memory limit with the daemon.
       max_memory_restart: '320M',
       exp_backoff_restart_delay: 100,
