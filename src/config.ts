@@ -2,6 +2,7 @@
 // A bad value stops the process with a message naming the variable (env-schema + Ajv).
 import { readFileSync } from 'node:fs'
 import envSchema from 'env-schema'
+import { WORKER_ID_PATTERN } from './cluster/socket-paths'
 import { bucketProblem, DEFAULT_BUCKETS } from './plugins/metrics/http-metrics'
 
 /** How long in-flight requests get to finish on SIGINT/SIGTERM (below PM2's kill_timeout). */
@@ -69,7 +70,7 @@ export const configSchema = {
     METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
     METRICS_HOST: { type: 'string', minLength: 1 },
     // The worker_id label outside PM2's numbering; it names files in the socket directory.
-    WORKER_ID: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    WORKER_ID: { type: 'string', pattern: WORKER_ID_PATTERN.source },
     // Whole request, headers only, idle keep-alive connection (see README, Reliability).
     HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000 },
     HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },

@@ -23,7 +23,7 @@ export function ensurePrivateDir(dir: string): void {
 }
 
 /** The checks of `ensurePrivateDir` on an existing path, without creating anything. */
-export function checkPrivateDir(dir: string): void {
+function checkPrivateDir(dir: string): void {
   const stat = lstatSync(dir)
   const refuse = (what: string) => {
     throw new UnsafeDirectoryError(
