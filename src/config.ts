@@ -5,8 +5,20 @@ import envSchema from 'env-schema'
 import { WORKER_ID_PATTERN } from './cluster/socket-paths'
 import { bucketProblem, DEFAULT_BUCKETS } from './plugins/metrics/http-metrics'
 
-/** How long in-flight requests get to finish on SIGINT/SIGTERM (below PM2's kill_timeout). */
+// The shutdown budget on SIGINT/SIGTERM, which must add up: requests are taken for at most
+// DRAIN_ACCEPT_MS, each ends within SLOW_MAX_MS, then the hard stop leaves SHUTDOWN_RESERVE_MS
+// to close the app and hand the counts over, all within the grace and PM2's kill_timeout.
+
+/** How long a stopping worker has in all (below PM2's kill_timeout). */
 export const SHUTDOWN_GRACE_MS = 4000
+/** After this, a stopping worker takes no new request on its open connections. */
+export const DRAIN_ACCEPT_MS = 500
+/** Kept at the end of the grace to close the app and hand the counts over. */
+export const SHUTDOWN_RESERVE_MS = 500
+/** When every connection still open is destroyed, so the stop ends within the grace. */
+export const HARD_STOP_MS = SHUTDOWN_GRACE_MS - SHUTDOWN_RESERVE_MS
+/** The longest a request may take and still finish in a stop: the cap of SLOW_MAX_MS. */
+export const LONGEST_REQUEST_MS = HARD_STOP_MS - DRAIN_ACCEPT_MS
 
 /** A bearer token as HTTP carries it: visible ASCII, no spaces, at least 16 characters. */
 const TOKEN_PATTERN = '^[\\x21-\\x7E]{16,}$'
@@ -45,11 +57,11 @@ export const configSchema = {
     // Fastify's two lines per request ("incoming request", "request completed"): off unless
     // asked, so `info` logs events rather than traffic (the metrics count the traffic).
     LOG_REQUESTS: { type: 'boolean', default: false },
-    // Below the shutdown grace, so a reload never cuts off a /slow request in flight.
+    // Within the shutdown budget, so a stop never cuts off a /slow request it took.
     SLOW_MAX_MS: {
       type: 'integer',
       minimum: 0,
-      exclusiveMaximum: SHUTDOWN_GRACE_MS,
+      maximum: LONGEST_REQUEST_MS,
       default: 3000,
     },
     METRICS_BUCKETS: {

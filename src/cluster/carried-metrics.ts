@@ -194,6 +194,11 @@ export class CarriedMetrics {
     return undefined
   }
 
+  /** Back to zero, carried base included: this process' values were replaced by another's. */
+  reset(): void {
+    for (const metric of this.metrics.values()) metric.reset()
+  }
+
   /** Adds a predecessor's final values to this registry's series. */
   add(families: readonly CarriedFamily[]): void {
     for (const family of families) this.metrics.get(family.name)?.addBase(family.values)

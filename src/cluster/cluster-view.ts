@@ -2,15 +2,25 @@
 // over its unix socket, in parallel and under a deadline, renders its own in process, and
 // answers with the merged text plus the gather's own health metrics. Each worker renders its
 // own registry; the answering worker only merges text.
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { Registry } from 'prom-client'
 import { CarriedMetrics } from './carried-metrics'
 import { type ExpositionFormat, mergeExpositions, renderRegistry } from './exposition'
 import { addGatherMetrics } from './gather-health'
+import { UnsafeDirectoryError, type UnsafeReason } from './private-dir'
+import { ProblemLog } from './problem-log'
 import { fetchExposition, type WorkerExposition } from './snapshot-client'
 import { SnapshotServer } from './snapshot-server'
-import { type SocketPaths, workerIdOfLink } from './socket-paths'
-import { Succession, type SuccessionLog } from './succession'
+import {
+  checkWorkerId,
+  newInstance,
+  parseOwnSocket,
+  type SocketPaths,
+  workerIdOfLink,
+} from './socket-paths'
+import { LivenessProbe } from './socket-probe'
+import { removeIfPresent, Succession, type SuccessionLog } from './succession'
 
 /** Share of Prometheus' scrape timeout the gather may use, leaving the rest for the reply. */
 export const SCRAPE_TIMEOUT_SHARE = 0.5
@@ -51,12 +61,20 @@ export interface GatherResult {
 
 const quietLog: SuccessionLog = { info: () => {}, warn: () => {} }
 
+/** Errors of a dial that mean nobody listens behind a link any more. */
+const GONE_CODES = new Set(['ECONNREFUSED', 'ENOENT'])
+
 export class ClusterView {
   private readonly server: SnapshotServer
+  private readonly instance = newInstance()
   private readonly socketPath: string
   private succession: Succession | undefined
   private healTimer: NodeJS.Timeout | undefined
   private healing = false
+  /** Why the socket directory is not trusted now; this worker then answers alone. */
+  private untrusted: UnsafeReason | undefined
+  private readonly healProblems: ProblemLog
+  private readonly probe: LivenessProbe
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
   private readonly gathering = new Map<ExpositionFormat, Promise<GatherResult>>()
   /** The last gather of each format and when it ended, for `reuseMs`. */
@@ -67,10 +85,13 @@ export class ClusterView {
 
   constructor(private readonly options: ClusterViewOptions) {
     const { registry, workerId, paths } = options
-    this.socketPath = paths.ownSocket(workerId, process.pid)
+    checkWorkerId(workerId)
+    this.healProblems = new ProblemLog((err) => options.onError?.(err))
+    this.probe = new LivenessProbe(paths.dir)
+    this.socketPath = paths.ownSocket(workerId, this.instance)
     this.server = new SnapshotServer(
       this.socketPath,
-      { workerId, pid: process.pid },
+      { workerId, pid: process.pid, instance: this.instance },
       (format) => renderRegistry(registry, format),
       options.onError,
     )
@@ -83,14 +104,31 @@ export class ClusterView {
       paths,
       workerId,
       scope: this.options.scope,
-      socketPath: this.socketPath,
+      instance: this.instance,
       carried: new CarriedMetrics(registry, this.options.carriedMetrics ?? DEFAULT_CARRIED_METRICS),
       log: this.options.log ?? quietLog,
     })
     await this.server.listen()
-    this.succession.start()
+    await this.succession.start()
     this.healTimer = setInterval(() => void this.heal(), HEAL_INTERVAL_MS)
     this.healTimer.unref()
+  }
+
+  /**
+   * Marks this process as stopping (call when a stop begins, before the drain): should it die
+   * before it hands over, its worker id is not expected back, as after a graceful stop.
+   */
+  beginStop(): void {
+    try {
+      writeFileSync(this.stoppingMark(), '', { mode: 0o600 })
+    } catch (err) {
+      this.options.onError?.(err as Error)
+    }
+  }
+
+  /** True while this process speaks for its worker id (not waiting for a predecessor). */
+  speaksForWorker(): boolean {
+    return this.succession?.isCurrent() ?? false
   }
 
   /** At a graceful stop, after the app's last request: hands the counts on, then closes. */
@@ -100,7 +138,12 @@ export class ClusterView {
       await this.succession?.release()
     } finally {
       await this.server.close()
+      removeIfPresent(this.stoppingMark())
     }
+  }
+
+  private stoppingMark(): string {
+    return this.options.paths.stoppingMarkFor(basename(this.socketPath))
   }
 
   /**
@@ -139,8 +182,10 @@ export class ClusterView {
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(), budgetMs)
     const { registry, workerId, paths } = this.options
-    const selfIsCurrent = this.succession?.isCurrent() ?? true
-    const expected = this.expectedWorkerIds()
+    const untrusted = this.untrusted
+    const selfIsCurrent = untrusted !== undefined || (this.succession?.isCurrent() ?? true)
+    // In a directory others may write to, no sibling's answer can be trusted: answer alone.
+    const expected = untrusted === undefined ? this.expectedWorkerIds() : [workerId]
 
     const results = await Promise.allSettled(
       expected.map((id): Promise<WorkerExposition> => {
@@ -158,18 +203,21 @@ export class ClusterView {
 
     const parts: WorkerExposition[] = []
     const missing: string[] = []
-    results.forEach((result, i) => {
+    const departed = new Set<string>()
+    for (const [i, result] of results.entries()) {
       if (result.status === 'fulfilled') parts.push(result.value)
+      else if (this.hasDeparted(expected[i], result.reason)) departed.add(expected[i])
       else missing.push(expected[i])
-    })
+    }
     if (missing.length > 0) this.options.onMissing?.(missing, budgetMs)
 
     const answered = parts.map((part) => part.workerId)
     const durationMs = performance.now() - started
     const health = new Registry()
     addGatherMetrics(health, {
-      expected,
+      expected: expected.filter((id) => !departed.has(id)),
       answered,
+      untrusted,
       durationSeconds: durationMs / 1000,
       timeoutSeconds: budgetMs / 1000,
     })
@@ -178,16 +226,17 @@ export class ClusterView {
   }
 
   /**
-   * The workers PM2 runs now: one link per worker id in the directory. A process that stops
-   * gracefully (scale down, stop) removes its link; a crashed one leaves it, so it stays
-   * expected (and shows as down) until PM2 has restarted it. This worker is always expected.
+   * The workers PM2 runs now: one link per worker id in the directory, a symbolic link to a
+   * socket of that worker id. A process that stops gracefully (scale down, stop) removes its
+   * link; a crashed one leaves it, so it stays expected (and shows as down) until PM2 has
+   * restarted it. This worker is always expected.
    */
   private expectedWorkerIds(): string[] {
     const ids = new Set<string>([this.options.workerId])
     try {
-      for (const name of readdirSync(this.options.paths.dir)) {
-        const id = workerIdOfLink(name)
-        if (id !== undefined) ids.add(id)
+      for (const entry of readdirSync(this.options.paths.dir, { withFileTypes: true })) {
+        const id = workerIdOfLink(entry.name)
+        if (id !== undefined && entry.isSymbolicLink()) ids.add(id)
       }
     } catch {
       // The directory is gone (a temp cleaner): this worker answers alone until heal() runs.
@@ -195,16 +244,80 @@ export class ClusterView {
     return [...ids].sort(compareWorkerIds)
   }
 
-  /** Recreates the directory, the socket and the link if something removed them. */
+  /**
+   * True if the worker did not answer because its process began a stop and is gone: a stop
+   * that ended abnormally (killed at PM2's kill_timeout, scale down). PM2 will not restart it.
+   * A crash leaves no stopping mark, so a crashed worker stays expected until PM2 restarts it.
+   */
+  private hasDeparted(workerId: string, reason: unknown): boolean {
+    const code = (reason as NodeJS.ErrnoException | undefined)?.code
+    if (code === undefined || !GONE_CODES.has(code)) return false
+    const target = this.linkTarget(workerId)
+    return target !== undefined && existsSync(this.options.paths.stoppingMarkFor(target))
+  }
+
+  private linkTarget(workerId: string): string | undefined {
+    try {
+      return readlinkSync(this.options.paths.linkFor(workerId))
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * Removes the links of processes that began a stop and died before they removed them, so
+   * membership follows PM2's live workers even when a stop went wrong.
+   */
+  private async sweepDeparted(): Promise<void> {
+    const { paths } = this.options
+    for (const name of readdirSync(paths.dir)) {
+      const id = workerIdOfLink(name)
+      if (id === undefined || id === this.options.workerId) continue
+      const target = this.linkTarget(id)
+      if (target === undefined || parseOwnSocket(target)?.workerId !== id) continue
+      if (!existsSync(paths.stoppingMarkFor(target))) continue
+      if (!(await this.probe.isDead(target))) continue
+      // Only if it still names that process: a successor may have just taken it.
+      if (this.linkTarget(id) !== target) continue
+      removeIfPresent(paths.linkFor(id))
+      removeIfPresent(join(paths.dir, target))
+      removeIfPresent(paths.stoppingMarkFor(target))
+      this.options.log?.info(
+        { worker_id: id },
+        'removed the link of a worker that stopped and died',
+      )
+    }
+  }
+
+  /**
+   * Checks the directory is still private, and recreates the directory, the socket and the
+   * link if something removed them. Until the directory is private again this worker trusts
+   * no sibling and answers alone, saying why in its gather metrics.
+   */
   private async heal(): Promise<void> {
     if (this.healing) return
     this.healing = true
     try {
       this.options.paths.ensure()
+      if (this.untrusted !== undefined) {
+        this.options.log?.info({}, 'the metrics socket directory is private again')
+        this.untrusted = undefined
+      }
       if (!this.server.isReachable()) await this.server.relisten()
-      this.succession?.heal()
+      await this.sweepDeparted()
+      this.healProblems.clear()
     } catch (err) {
-      this.options.onError?.(err as Error)
+      if (err instanceof UnsafeDirectoryError) {
+        if (this.untrusted === undefined) {
+          this.options.log?.warn(
+            { err },
+            'not trusting the metrics socket directory; answering alone',
+          )
+        }
+        this.untrusted = err.reason
+      } else {
+        this.healProblems.report(err as Error)
+      }
     } finally {
       this.healing = false
     }

@@ -1,6 +1,7 @@
 // The gather's own health metrics, added by the worker that answers a scrape. They carry no
 // answering-worker label, so their series stay the same whichever worker a scrape lands on.
 import { Gauge, type Registry } from 'prom-client'
+import type { UnsafeReason } from './private-dir'
 
 /** The gather's own health, from the answering worker's point of view. */
 export interface GatherReport {
@@ -8,6 +9,8 @@ export interface GatherReport {
   answered: readonly string[]
   durationSeconds: number
   timeoutSeconds: number
+  /** Why the socket directory is not trusted, if it is not: the worker then answered alone. */
+  untrusted?: UnsafeReason
 }
 
 /**
@@ -38,6 +41,19 @@ export function addGatherMetrics(registry: Registry, report: GatherReport): void
     'Deadline the gather ran under for this scrape.',
     report.timeoutSeconds,
   )
+  gauge(
+    'cluster_metrics_socket_dir_private',
+    '1 if the workers’ socket directory is private; 0: the answering worker trusts no sibling and answers alone.',
+    report.untrusted === undefined ? 1 : 0,
+  )
+  if (report.untrusted !== undefined) {
+    new Gauge({
+      name: 'cluster_metrics_socket_dir_problem',
+      help: 'Why the workers’ socket directory is not trusted (1 for the reason that applies).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }).set({ reason: report.untrusted }, 1)
+  }
   const up = new Gauge({
     name: 'cluster_metrics_worker_up',
     help: '1 if the worker answered the gather for this scrape, 0 if it was expected and did not.',

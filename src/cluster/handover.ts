@@ -7,6 +7,21 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import type { CarriedFamily, CarriedValue } from './carried-metrics'
 
 const VERSION = 1
+export const MAX_HANDOVER_AGE_MS = 10 * 60 * 1000
+
+export function readHandoverFile(path: string): Handover {
+  return parseHandover(readFileSync(path, 'utf8'))
+}
+
+export function moveAside(path: string, _reason: string): string | undefined {
+  const aside = `${path}.refused-${Date.now()}`
+  try {
+    renameSync(path, aside)
+    return aside
+  } catch {
+    return undefined
+  }
+}
 
 export interface Handover {
   /** Which app and port the series belong to: a handover never crosses them. */
@@ -14,6 +29,8 @@ export interface Handover {
   workerId: string
   /** The process that wrote it. */
   pid: number
+  instance: string
+  writtenAt: number
   families: CarriedFamily[]
 }
 
@@ -80,6 +97,8 @@ export function parseHandover(text: string): Handover {
     scope: parsed.scope as string,
     workerId: parsed.workerId as string,
     pid: parsed.pid as number,
+    instance: parsed.instance as string,
+    writtenAt: parsed.writtenAt as number,
     families,
   }
 }

@@ -4,8 +4,18 @@
 // do, the directory is checked without following links, and never chmod'ed or chown'ed.
 import { lstatSync, mkdirSync } from 'node:fs'
 
+/** What is wrong with a directory, as a bounded label value. */
+export type UnsafeReason = 'symlink' | 'not_directory' | 'foreign_owner' | 'shared_mode'
+
 export class UnsafeDirectoryError extends Error {
   override name = 'UnsafeDirectoryError'
+
+  constructor(
+    message: string,
+    readonly reason: UnsafeReason,
+  ) {
+    super(message)
+  }
 }
 
 /**
@@ -25,17 +35,21 @@ export function ensurePrivateDir(dir: string): void {
 /** The checks of `ensurePrivateDir` on an existing path, without creating anything. */
 function checkPrivateDir(dir: string): void {
   const stat = lstatSync(dir)
-  const refuse = (what: string) => {
+  const refuse = (reason: UnsafeReason, what: string) => {
     throw new UnsafeDirectoryError(
       `metrics socket directory ${JSON.stringify(dir)} is not private: ${what}; remove it or set METRICS_SOCKET_DIR to a directory of your own with mode 0700`,
+      reason,
     )
   }
-  if (stat.isSymbolicLink()) refuse('it is a symbolic link')
-  if (!stat.isDirectory()) refuse('it is not a directory')
+  if (stat.isSymbolicLink()) refuse('symlink', 'it is a symbolic link')
+  if (!stat.isDirectory()) refuse('not_directory', 'it is not a directory')
   const uid = process.getuid?.()
-  if (uid !== undefined && stat.uid !== uid) refuse(`it is owned by uid ${stat.uid}, not ${uid}`)
+  if (uid !== undefined && stat.uid !== uid) {
+    refuse('foreign_owner', `it is owned by uid ${stat.uid}, not ${uid}`)
+  }
   if ((stat.mode & 0o077) !== 0) {
     refuse(
+      'shared_mode',
       `its mode is ${(stat.mode & 0o777).toString(8).padStart(4, '0')}, group or others have access`,
     )
   }

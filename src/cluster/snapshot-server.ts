@@ -16,6 +16,8 @@ const REQUEST_TIMEOUT_MS = 2000
 export interface SnapshotHeader {
   workerId: string
   pid: number
+  /** The process' instance token, as in its socket's name. */
+  instance: string
 }
 
 export type Render = (format: ExpositionFormat) => Promise<string>
@@ -80,6 +82,8 @@ export class SnapshotServer {
         return
       }
       socket.off('data', onData)
+      // The request is read: from here the render's own deadline (the gatherer's) applies.
+      socket.setTimeout(0)
       const format = request.slice(0, end) as ExpositionFormat
       if (!FORMATS.includes(format)) {
         socket.destroy()

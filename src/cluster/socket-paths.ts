@@ -1,6 +1,7 @@
 // Where a PM2 app's workers find each other: one private directory per app and port, and in it
 // one unix socket per process, one link per worker id that points at the process speaking for
 // it, and the handover a stopping process leaves for the next process of its worker id.
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -8,20 +9,62 @@ import { ensurePrivateDir } from './private-dir'
 
 // sun_path is 108 bytes on Linux (104 on macOS); stay under both with the NUL.
 const MAX_SOCKET_PATH = 103
+/** Longest directory name a key becomes under the shared temporary directory. */
+const MAX_KEY_LENGTH = 20
 
-/** Worker ids are names in this directory: no dots, no slashes (config enforces it). */
-export const WORKER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
-const LINK_NAME = /^([A-Za-z0-9_-]{1,64})\.sock$/
-const OWN_SOCKET_NAME = /^([A-Za-z0-9_-]{1,64})\.(\d+)\.sock$/
+/** Longest worker id: with the instance token, a socket's name stays short enough for sun_path. */
+export const MAX_WORKER_ID_LENGTH = 32
+/** Worker ids are names in this directory: no dots, no slashes (`../x` is refused). */
+export const WORKER_ID_PATTERN = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_WORKER_ID_LENGTH}}$`)
+/**
+ * A process' instance: its pid and a random token, `<pid>-<token>`. The token tells two
+ * processes apart even when a pid is reused; the pid tells at once that a process is gone.
+ */
+const TOKEN_LENGTH = 8
+const INSTANCE = `[0-9]{1,10}-[a-f0-9]{${TOKEN_LENGTH}}`
+/** The longest pid Linux gives (pid_max is at most 4194304). */
+const LONGEST_PID = '4194304'
+const ID = `[A-Za-z0-9_-]{1,${MAX_WORKER_ID_LENGTH}}`
+const LINK_NAME = new RegExp(`^(${ID})\\.sock$`)
+const OWN_SOCKET_NAME = new RegExp(`^(${ID})\\.(${INSTANCE})\\.sock$`)
+const CLAIM_NAME = new RegExp(`^(${ID})\\.handover\\.(${INSTANCE})\\.claimed$`)
+
+export class InvalidWorkerIdError extends Error {
+  override name = 'InvalidWorkerIdError'
+}
+
+/** Refuses a worker id that cannot name files in the socket directory. */
+export function checkWorkerId(workerId: string): string {
+  if (!WORKER_ID_PATTERN.test(workerId)) {
+    throw new InvalidWorkerIdError(
+      `worker id ${JSON.stringify(workerId)} must be 1 to ${MAX_WORKER_ID_LENGTH} letters, digits, "_" or "-"`,
+    )
+  }
+  return workerId
+}
+
+/** A new instance for this process: its pid and a random token. */
+export function newInstance(pid = process.pid): string {
+  return `${pid}-${randomBytes(TOKEN_LENGTH / 2).toString('hex')}`
+}
+
+/** The pid of an instance. */
+export function pidOfInstance(instance: string): number {
+  return Number.parseInt(instance, 10)
+}
 
 export interface SocketPaths {
   dir: string
   /** The link every sibling dials for a worker id: `<dir>/<id>.sock`. */
   linkFor(workerId: string): string
-  /** This process' own socket, unique per pid so a reload's overlap never clashes. */
-  ownSocket(workerId: string, pid: number): string
+  /** A process' own socket, unique per process so a reload's overlap never clashes. */
+  ownSocket(workerId: string, instance: string): string
+  /** Left by a process that has begun to stop: if it dies, its worker id is not expected back. */
+  stoppingMarkFor(socketName: string): string
   /** Final counts a stopping process leaves for its worker id's next process. */
   handoverFor(workerId: string): string
+  /** A handover being taken by one successor: others wait for that successor instead. */
+  claimFor(workerId: string, instance: string): string
   /** Makes the directory (and the service's own parent) if missing, checking both are private. */
   ensure(): void
 }
@@ -32,7 +75,12 @@ export interface SocketPaths {
  * parent, `pm2-metrics-<uid>`, is the service's own and is checked as well.
  */
 export function socketDirFor(key: string, baseDir?: string): string {
-  const safeKey = key.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48) || 'app'
+  let safeKey = key.replace(/[^A-Za-z0-9_.-]/g, '_') || 'app'
+  // A long key is shortened, and kept distinct by a digest, so a socket's path stays in sun_path.
+  if (safeKey.length > MAX_KEY_LENGTH) {
+    const digest = createHash('sha256').update(key).digest('hex').slice(0, 8)
+    safeKey = `${safeKey.slice(0, MAX_KEY_LENGTH - 9)}-${digest}`
+  }
   return join(baseDir ?? defaultBaseDir(), safeKey)
 }
 
@@ -45,15 +93,20 @@ export function createSocketPaths(dir: string): SocketPaths {
   const paths: SocketPaths = {
     dir,
     linkFor: (workerId) => join(dir, `${workerId}.sock`),
-    ownSocket: (workerId, pid) => join(dir, `${workerId}.${pid}.sock`),
+    ownSocket: (workerId, instance) => join(dir, `${workerId}.${instance}.sock`),
+    stoppingMarkFor: (socketName) => join(dir, `${socketName}.stopping`),
     handoverFor: (workerId) => join(dir, `${workerId}.handover.json`),
+    claimFor: (workerId, instance) => join(dir, `${workerId}.handover.${instance}.claimed`),
     ensure: () => {
       if (ownParent) ensurePrivateDir(dirname(dir))
       else mkdirSync(dirname(dir), { recursive: true, mode: 0o700 })
       ensurePrivateDir(dir)
     },
   }
-  const longest = paths.ownSocket('x'.repeat(16), 4194304)
+  const longest = paths.ownSocket(
+    'x'.repeat(MAX_WORKER_ID_LENGTH),
+    `${LONGEST_PID}-${'f'.repeat(TOKEN_LENGTH)}`,
+  )
   if (Buffer.byteLength(longest) > MAX_SOCKET_PATH) {
     throw new Error(
       `metrics socket directory ${JSON.stringify(dir)} is too long for a unix socket path; set METRICS_SOCKET_DIR to a shorter one`,
@@ -68,8 +121,14 @@ export function workerIdOfLink(name: string): string | undefined {
   return LINK_NAME.exec(name)?.[1]
 }
 
-/** Worker id and pid of a process socket's file name, or `undefined`. */
-export function parseOwnSocket(name: string): { workerId: string; pid: number } | undefined {
+/** Worker id and instance token of a process socket's file name, or `undefined`. */
+export function parseOwnSocket(name: string): { workerId: string; instance: string } | undefined {
   const match = OWN_SOCKET_NAME.exec(name)
-  return match ? { workerId: match[1], pid: Number(match[2]) } : undefined
+  return match ? { workerId: match[1], instance: match[2] } : undefined
+}
+
+/** Worker id and claiming instance of a handover claim's file name, or `undefined`. */
+export function parseClaim(name: string): { workerId: string; instance: string } | undefined {
+  const match = CLAIM_NAME.exec(name)
+  return match ? { workerId: match[1], instance: match[2] } : undefined
 }

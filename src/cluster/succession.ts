@@ -1,19 +1,31 @@
 // Which process speaks for a worker id, and how one process hands its counts to the next.
 //
-// The link `<id>.sock` names the process that speaks for the worker id. A new process whose
-// predecessor is still alive (pm2 reload starts the new process before it stops the old one)
-// waits: the old process keeps the link, so scrapes keep reading its values. When the old
-// process stops, after its last request, it writes its final carried values as a handover;
-// the new one adds them to its own and only then takes the link. The worker's series therefore
-// never step back and lose nothing. A process that finds no live predecessor takes the link at
-// once, with the handover a stopped predecessor may have left (pm2 restart, stop then start).
-// After a crash there is no handover: the series start again from zero, a full reset, which
-// Prometheus' rate() and increase() handle.
-import { existsSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
+// The rule (docs/design.md, "Succession"): the link `<id>.sock` names the one process that
+// speaks for the worker id. A process takes the link only
+//  - at start, when the link names no live process (first start, restart, after a crash), with
+//    the handover a stopped predecessor may have left; or
+//  - while waiting, with the handover of the very process it waits for (pm2 reload: the new
+//    process starts before the old one stops); or
+//  - while waiting, when that process died without one (a crash: the series reset).
+// A waiting process whose link moves to another live process (a second reload, a scale) waits
+// for that one instead; it never takes the link from a live process without its handover. A
+// stopping process hands over after its last request, so the values served never step back.
+// Processes are told apart by a random instance token in their socket's name, and a process
+// is alive while its socket accepts connections: a reused pid never passes for another.
+import { readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import type { CarriedMetrics } from './carried-metrics'
-import { type Handover, MalformedHandoverError, takeHandover, writeHandover } from './handover'
-import { parseOwnSocket, type SocketPaths } from './socket-paths'
+import {
+  type Handover,
+  MAX_HANDOVER_AGE_MS,
+  MalformedHandoverError,
+  moveAside,
+  readHandoverFile,
+  writeHandover,
+} from './handover'
+import { ProblemLog } from './problem-log'
+import { parseClaim, parseOwnSocket, type SocketPaths } from './socket-paths'
+import { LivenessProbe } from './socket-probe'
 
 /** How often a waiting successor looks for its predecessor's handover or exit. */
 const POLL_MS = 100
@@ -32,65 +44,56 @@ export interface SuccessionOptions {
   workerId: string
   /** App and port: a handover never crosses them. */
   scope: string
-  /** This process' own socket. */
-  socketPath: string
+  /** This process' instance token, as in its socket's name. */
+  instance: string
   carried: CarriedMetrics
   log: SuccessionLog
 }
 
-type State = 'waiting' | 'current' | 'superseded' | 'released'
+type State = 'starting' | 'waiting' | 'current' | 'released'
 
 export class Succession {
-  private state: State = 'waiting'
-  private predecessorPid: number | undefined
+  private state: State = 'starting'
+  /** Socket name of the process this one waits for. */
+  private predecessor: string | undefined
+  private waitingSince = 0
   private timer: NodeJS.Timeout | undefined
+  private checking = false
   private readonly linkPath: string
   private readonly handoverPath: string
+  private readonly claimPath: string
   private readonly ownName: string
+  private readonly problems: ProblemLog
+  private readonly probe: LivenessProbe
 
   constructor(private readonly options: SuccessionOptions) {
-    this.linkPath = options.paths.linkFor(options.workerId)
-    this.handoverPath = options.paths.handoverFor(options.workerId)
-    this.ownName = basename(options.socketPath)
+    const { paths, workerId, instance } = options
+    this.linkPath = paths.linkFor(workerId)
+    this.handoverPath = paths.handoverFor(workerId)
+    this.claimPath = paths.claimFor(workerId, instance)
+    this.ownName = basename(paths.ownSocket(workerId, instance))
+    this.probe = new LivenessProbe(paths.dir)
+    this.problems = new ProblemLog((err) =>
+      options.log.warn({ err }, 'worker succession check failed; retrying'),
+    )
   }
 
-  /** Takes the worker id at once, or waits for a live predecessor to hand over. */
-  start(): void {
-    this.removeDeadSockets()
-    const holder = this.linkHolder()
-    if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
-      this.predecessorPid = holder
-      const since = Date.now()
-      this.timer = setInterval(() => this.poll(since), POLL_MS)
-      this.timer.unref()
-      this.options.log.info(
-        { predecessor: holder },
-        'waiting for the previous process of this worker to hand over',
-      )
+  /** Takes the worker id at once, or starts waiting for the live process that holds it. */
+  async start(): Promise<void> {
+    await this.removeDeadSockets()
+    const holder = this.linkTarget()
+    if (holder !== undefined && this.isSibling(holder) && (await this.isLive(holder))) {
+      this.waitFor(holder)
     } else {
-      this.takeOver()
+      this.takeOver(undefined)
     }
+    this.timer = setInterval(() => void this.check(), POLL_MS)
+    this.timer.unref()
   }
 
   /** True while this process speaks for its worker id (its own values are the worker's). */
   isCurrent(): boolean {
     return this.state === 'current'
-  }
-
-  /**
-   * Puts the link back if it went missing or points at a dead process (a cleaner, `rm`), and
-   * notices a successor that took the link over without a handover.
-   */
-  heal(): void {
-    if (this.state !== 'current') return
-    const target = this.linkTarget()
-    if (target === this.ownName) return
-    const holder = target === undefined ? undefined : parseOwnSocket(target)?.pid
-    if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
-      this.state = 'superseded'
-      return
-    }
-    this.pointLinkHere()
   }
 
   /**
@@ -103,71 +106,194 @@ export class Succession {
     const wasCurrent = this.state === 'current' && this.linkTarget() === this.ownName
     this.state = 'released'
     if (!wasCurrent) return
+    const { scope, workerId, instance, carried } = this.options
     writeHandover(this.handoverPath, {
-      scope: this.options.scope,
-      workerId: this.options.workerId,
+      scope,
+      workerId,
+      instance,
       pid: process.pid,
-      families: await this.options.carried.values(),
+      writtenAt: Date.now(),
+      families: await carried.values(),
     })
-    if (this.liveSuccessor()) {
+    if (await this.hasLiveSibling()) {
       const until = Date.now() + RELEASE_WAIT_MS
       while (this.linkTarget() === this.ownName && Date.now() < until) await sleep(POLL_MS / 2)
     }
     if (this.linkTarget() === this.ownName) removeIfPresent(this.linkPath)
   }
 
-  private poll(since: number): void {
-    if (this.state !== 'waiting') return
-    const predecessor = this.predecessorPid as number
-    const handedOver = existsSync(this.handoverPath)
-    const gone = !isAlive(predecessor) || this.linkHolder() !== predecessor
-    if (!handedOver && !gone && Date.now() - since > MAX_WAIT_MS) {
-      this.options.log.warn(
-        { predecessor },
-        'the previous process of this worker neither handed over nor exited; taking over',
-      )
-    } else if (!handedOver && !gone) return
-    this.takeOver()
+  /** One round of the rule; an error is logged once and the round is tried again later. */
+  private async check(): Promise<void> {
+    if (this.checking || this.state === 'released') return
+    this.checking = true
+    try {
+      if (this.state === 'waiting') await this.checkWaiting()
+      else if (this.state === 'current') await this.checkCurrent()
+      this.problems.clear()
+    } catch (err) {
+      this.problems.report(err as Error)
+    } finally {
+      this.checking = false
+    }
   }
 
-  private takeOver(): void {
-    clearInterval(this.timer)
-    this.applyHandover()
+  private async checkWaiting(): Promise<void> {
+    const predecessor = this.predecessor as string
+    if (this.takeHandoverFrom(predecessor)) return
+    const holder = this.linkTarget()
+    if (holder === this.ownName) {
+      // Pointed here from outside: scrapes already read this process, so it speaks now.
+      this.options.log.warn({ predecessor }, 'the link names this process; it speaks now')
+      return this.takeOver(undefined)
+    }
+    if (holder !== undefined && holder !== predecessor && this.isSibling(holder)) {
+      // Another process took over meanwhile (an overlapping reload): it is the one to wait for.
+      if (await this.isLive(holder)) return this.waitFor(holder)
+    }
+    if (await this.isLive(predecessor)) {
+      if (Date.now() - this.waitingSince < MAX_WAIT_MS) return
+      this.options.log.warn(
+        { predecessor },
+        'the process this one waits for neither handed over nor exited; taking over',
+      )
+      return this.takeOver(undefined)
+    }
+    // Gone: it may have handed over just before it exited, or a sibling may be taking over.
+    if (this.takeHandoverFrom(predecessor)) return
+    const claimer = await this.liveClaimer()
+    if (claimer !== undefined) return this.waitFor(claimer)
+    this.options.log.warn(
+      { predecessor },
+      'the previous process of this worker exited without handing over; its series start from zero',
+    )
+    this.takeOver(undefined)
+  }
+
+  /**
+   * Puts the link back if it went missing, or names a dead or foreign socket (a cleaner, a
+   * hijack). If it names another live process of this worker id, that process speaks now: this
+   * one's values were replaced in every scrape, so they restart from zero (as after a crash)
+   * and it waits for that process' handover.
+   */
+  private async checkCurrent(): Promise<void> {
+    const target = this.linkTarget()
+    if (target === this.ownName) return
+    if (target !== undefined && this.isSibling(target) && (await this.isLive(target))) {
+      this.options.log.warn(
+        { holder: target },
+        'another process took this worker over; its counts restart from zero until it hands over',
+      )
+      this.options.carried.reset()
+      return this.waitFor(target)
+    }
     this.pointLinkHere()
+  }
+
+  private waitFor(holder: string): void {
+    if (this.predecessor !== holder) {
+      this.options.log.info(
+        { predecessor: holder },
+        'waiting for the process that speaks for this worker to hand over',
+      )
+    }
+    this.predecessor = holder
+    this.waitingSince = Date.now()
+    this.state = 'waiting'
+  }
+
+  /** Takes the link, first adding `handover` (if any) to this process' counts. */
+  private takeOver(handover: Handover | undefined): void {
+    if (handover === undefined && this.state === 'starting') {
+      handover = this.claimHandover((found) => this.staleness(found))
+    }
+    if (handover !== undefined) {
+      this.options.carried.add(handover.families)
+      this.options.log.info(
+        { from: handover.pid, instance: handover.instance },
+        'continued this worker’s counts from its previous process',
+      )
+    }
+    this.pointLinkHere()
+    removeIfPresent(this.claimPath)
+    this.predecessor = undefined
     this.state = 'current'
   }
 
-  private applyHandover(): void {
-    const { log, carried } = this.options
-    let handover: Handover | undefined
-    try {
-      handover = takeHandover(this.handoverPath)
-    } catch (err) {
-      if (!(err instanceof MalformedHandoverError)) throw err
-      log.warn({ err }, 'refused a malformed handover; the series start from zero')
-      return
-    }
-    if (handover === undefined) return
-    const reason = this.refusal(handover)
-    if (reason !== undefined) {
-      log.warn({ from: handover.pid, reason }, 'refused a handover; the series start from zero')
-      return
-    }
-    carried.add(handover.families)
-    log.info({ from: handover.pid }, 'continued this worker’s counts from its previous process')
+  /** Takes over with the handover of `predecessor`, if it left one; true if it did. */
+  private takeHandoverFrom(predecessor: string): boolean {
+    const author = parseOwnSocket(predecessor)?.instance
+    const handover = this.claimHandover((found) =>
+      found.instance !== author
+        ? `it is from ${found.instance}, not from ${author}, the process this one waited for`
+        : this.staleness(found),
+    )
+    if (handover === undefined) return false
+    this.takeOver(handover)
+    return true
   }
 
-  /** Why a handover must not be applied here, or `undefined` if it may. */
-  private refusal(handover: Handover): string | undefined {
-    const { scope, workerId, carried } = this.options
+  /**
+   * Takes the handover file for this process alone (a rename: one successor wins), reads it
+   * and checks it; a refused one is moved aside, named in a log line, and `undefined` returned.
+   */
+  private claimHandover(refusal: (handover: Handover) => string | undefined): Handover | undefined {
+    try {
+      renameSync(this.handoverPath, this.claimPath)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    let handover: Handover
+    try {
+      handover = readHandoverFile(this.claimPath)
+    } catch (err) {
+      // Whatever it is (malformed, a directory, unreadable), it must not block a start again.
+      const reason = err instanceof MalformedHandoverError ? err.message : String(err)
+      this.refuse(reason)
+      return undefined
+    }
+    const reason = refusal(handover) ?? this.options.carried.incompatibility(handover.families)
+    if (reason !== undefined) {
+      this.refuse(reason, handover)
+      return undefined
+    }
+    removeIfPresent(this.claimPath)
+    return handover
+  }
+
+  private refuse(reason: string, handover?: Handover): void {
+    const aside = moveAside(this.claimPath, reason)
+    this.options.log.warn(
+      { from: handover?.pid, reason, moved_to: aside },
+      'refused a handover; it does not continue this worker’s counts',
+    )
+  }
+
+  /** Why a handover is not for this worker and moment, or `undefined`. */
+  private staleness(handover: Handover): string | undefined {
+    const { scope, workerId } = this.options
     if (handover.scope !== scope || handover.workerId !== workerId) {
       return `it is for ${handover.scope} worker ${handover.workerId}`
     }
-    if (handover.pid === process.pid) return 'it is this process’ own'
-    if (this.predecessorPid !== undefined && handover.pid !== this.predecessorPid) {
-      return `it is not from the predecessor ${this.predecessorPid}`
+    const age = Date.now() - handover.writtenAt
+    if (age > MAX_HANDOVER_AGE_MS) {
+      return `it was written ${Math.round(age / 1000)} s ago, longer than a stop lasts`
     }
-    return carried.incompatibility(handover.families)
+    return undefined
+  }
+
+  /** The socket of a live sibling that is taking a handover over right now, if any. */
+  private async liveClaimer(): Promise<string | undefined> {
+    for (const name of readdirSync(this.options.paths.dir)) {
+      const claim = parseClaim(name)
+      if (claim?.workerId !== this.options.workerId || claim.instance === this.options.instance) {
+        continue
+      }
+      const socket = basename(this.options.paths.ownSocket(claim.workerId, claim.instance))
+      if (await this.isLive(socket)) return socket
+      removeIfPresent(join(this.options.paths.dir, name)) // the claimer died mid-way
+    }
+    return undefined
   }
 
   private linkTarget(): string | undefined {
@@ -178,55 +304,43 @@ export class Succession {
     }
   }
 
-  private linkHolder(): number | undefined {
-    const target = this.linkTarget()
-    return target === undefined ? undefined : parseOwnSocket(target)?.pid
+  /** A socket name of another process of this worker id in this directory. */
+  private isSibling(name: string): boolean {
+    return name !== this.ownName && parseOwnSocket(name)?.workerId === this.options.workerId
+  }
+
+  private isLive(socketName: string): Promise<boolean> {
+    return this.probe.isLive(socketName)
   }
 
   private pointLinkHere(): void {
-    const temporary = `${this.linkPath}.${process.pid}.tmp`
+    const temporary = `${this.linkPath}.${this.options.instance}.tmp`
     removeIfPresent(temporary)
     symlinkSync(this.ownName, temporary)
     renameSync(temporary, this.linkPath) // atomic: siblings see the old target or the new one
   }
 
   /** Another live process of this worker id: a successor started by a reload. */
-  private liveSuccessor(): boolean {
+  private async hasLiveSibling(): Promise<boolean> {
     for (const name of readdirSync(this.options.paths.dir)) {
-      const socket = parseOwnSocket(name)
-      if (
-        socket?.workerId === this.options.workerId &&
-        socket.pid !== process.pid &&
-        isAlive(socket.pid)
-      ) {
-        return true
-      }
+      if (this.isSibling(name) && (await this.isLive(name))) return true
     }
     return false
   }
 
   /** Sockets of earlier processes of this worker id that died without closing (kill -9). */
-  private removeDeadSockets(): void {
+  private async removeDeadSockets(): Promise<void> {
     const { dir } = this.options.paths
     for (const name of readdirSync(dir)) {
-      const socket = parseOwnSocket(name)
-      if (socket?.workerId === this.options.workerId && socket.pid !== process.pid) {
-        if (!isAlive(socket.pid)) removeIfPresent(join(dir, name))
+      if (this.isSibling(name) && (await this.probe.isDead(name))) {
+        removeIfPresent(join(dir, name))
+        removeIfPresent(this.options.paths.stoppingMarkFor(name))
       }
     }
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-function removeIfPresent(path: string): void {
+export function removeIfPresent(path: string): void {
   try {
     unlinkSync(path)
   } catch (err) {

@@ -3,18 +3,31 @@
 // `http.Server#close` closes every idle keep-alive connection at once, which races requests a
 // client is writing at that moment (ECONNRESET). Instead, once draining:
 //  - the worker stops listening (in cluster mode the primary hands new connections to others);
-//  - every response on an open connection carries `Connection: close`, so a client finishes
+//  - every response not yet sent carries `Connection: close` (those in flight when the drain
+//    starts, and every request still arriving on an open connection), so a client finishes
 //    that exchange and opens its next request elsewhere: no race for busy connections;
 //  - a connection with nothing in flight and no bytes moved for a whole check interval is
 //    closed: it is idle, and a client that still holds it would reconnect.
-// At the deadline every connection without a request in flight is closed, including one whose
-// client is still sending its headers slowly (it would hold the server open until the header
-// timeout, beyond the shutdown grace). Requests in flight are Fastify's to finish.
+// At `acceptMs` every connection without a request in flight is closed, including one whose
+// client is still sending its headers slowly, so no request starts after it: every request the
+// worker took ends by `acceptMs` plus the longest request. At `hardStopMs` whatever is still
+// open is destroyed, so the stop (and the count handover after it) never outlasts the grace.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { Server as NetServer, type Socket } from 'node:net'
 
+export interface DrainDeadlines {
+  /** After this, no connection without a request in flight stays open. */
+  acceptMs: number
+  /** After this, every connection is destroyed, requests in flight included. */
+  hardStopMs: number
+  /** Told how many requests the hard stop cut off, if any. */
+  onHardStop?: (requestsCut: number) => void
+}
+
 export class ConnectionDrain {
-  private readonly inFlight = new Map<Socket, number>()
+  /** Responses whose request arrived and whose connection has not closed them yet. */
+  private readonly inFlight = new Set<ServerResponse>()
+  private readonly sockets = new Set<Socket>()
   private draining = false
 
   constructor(
@@ -24,46 +37,68 @@ export class ConnectionDrain {
     const inFlight = this.inFlight
     // One listener function for every response (no closure per request): `this` is the response.
     const onResponseClose = function (this: ServerResponse) {
-      const socket = this.req.socket
-      const count = inFlight.get(socket)
-      if (count !== undefined) inFlight.set(socket, count - 1)
+      inFlight.delete(this)
     }
     server.on('connection', (socket: Socket) => {
-      inFlight.set(socket, 0)
-      socket.once('close', () => inFlight.delete(socket))
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
     })
-    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-      if (this.draining) response.setHeader('Connection', 'close')
-      inFlight.set(request.socket, (inFlight.get(request.socket) ?? 0) + 1)
+    // Ahead of Fastify's handler: a response Fastify answers synchronously (a 404 from the
+    // router, a 400 for a malformed request) is still unsent here, so it can be marked.
+    server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
+      if (this.draining) markForClose(response)
+      inFlight.add(response)
       response.once('close', onResponseClose)
     })
   }
 
-  /** Resolves once every connection is gone, or at the deadline. */
-  drain(timeoutMs: number): Promise<void> {
+  /** Resolves once every connection is gone, or at `acceptMs`; the hard stop stays armed. */
+  drain(deadlines: DrainDeadlines): Promise<void> {
     this.draining = true
+    for (const response of this.inFlight) markForClose(response)
+
+    const hardStop = setTimeout(() => {
+      const cut = this.inFlight.size
+      for (const socket of this.sockets) socket.destroy()
+      if (cut > 0) deadlines.onHardStop?.(cut)
+    }, deadlines.hardStopMs)
+    hardStop.unref()
+
     const lastSeen = new Map<Socket, number>()
+    const busy = this.busySockets.bind(this)
     const closeIdle = () => {
-      for (const [socket, requests] of this.inFlight) {
+      const withRequests = busy()
+      for (const socket of this.sockets) {
         const traffic = socket.bytesRead + socket.bytesWritten
-        if (requests === 0 && lastSeen.get(socket) === traffic) socket.destroy()
+        if (!withRequests.has(socket) && lastSeen.get(socket) === traffic) socket.destroy()
         else lastSeen.set(socket, traffic)
       }
     }
     const interval = setInterval(closeIdle, this.idleCheckMs)
-    const closeAllWithoutRequest = () => {
-      for (const [socket, requests] of this.inFlight) if (requests === 0) socket.destroy()
-    }
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        closeAllWithoutRequest()
+        const withRequests = busy()
+        for (const socket of this.sockets) if (!withRequests.has(socket)) socket.destroy()
         resolve()
-      }, timeoutMs)
-      // The plain net.Server close: stop listening, keep the open connections for now.
+      }, deadlines.acceptMs)
+      // The plain net.Server close: stop listening, keep the open connections for now. Its
+      // callback runs once the last connection is gone.
       NetServer.prototype.close.call(this.server, () => {
         clearTimeout(timer)
+        clearTimeout(hardStop)
         resolve()
       })
     }).finally(() => clearInterval(interval))
   }
+
+  private busySockets(): Set<Socket> {
+    const sockets = new Set<Socket>()
+    for (const response of this.inFlight) sockets.add(response.req.socket)
+    return sockets
+  }
+}
+
+/** `Connection: close` on a response that has not been sent; one already sent is left alone. */
+function markForClose(response: ServerResponse): void {
+  if (!response.headersSent) response.setHeader('Connection', 'close')
 }

@@ -54,7 +54,7 @@ test('the drain closes a client still sending headers and an idle keep-alive one
   const idle = await idleKeepAlive(port)
   try {
     await waitFor('both connections accepted', async () => serverSockets.length === 2)
-    await drain.drain(300)
+    await drain.drain({ acceptMs: 300, hardStopMs: 5000 })
     // Closed by the drain itself, not later by Fastify or the header timeout.
     assert.deepEqual(
       serverSockets.map((s) => s.destroyed),

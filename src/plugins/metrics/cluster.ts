@@ -22,13 +22,19 @@ export interface ClusterOptions {
   reuseMs?: number
 }
 
+export interface ClusterWiring {
+  collect: MetricsCollector
+  /** Marks this process as stopping (see ClusterView.beginStop). */
+  beginStop(): void
+}
+
 export function clusterCollector(
   fastify: FastifyInstance,
   registry: Registry,
   workerId: string,
   appName: string | undefined,
   options: ClusterOptions,
-): MetricsCollector {
+): ClusterWiring {
   const key = options.key ?? appName ?? 'app'
   const view = new ClusterView({
     registry,
@@ -48,5 +54,8 @@ export function clusterCollector(
   })
   fastify.addHook('onReady', async () => view.start())
   fastify.addHook('onClose', async () => view.close())
-  return async (scrape) => (await view.gather(scrape.format, scrape.scrapeTimeoutSeconds)).text
+  return {
+    collect: async (scrape) => (await view.gather(scrape.format, scrape.scrapeTimeoutSeconds)).text,
+    beginStop: () => view.beginStop(),
+  }
 }

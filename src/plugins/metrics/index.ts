@@ -63,6 +63,12 @@ export interface MetricsDecorator {
   http: HttpMetrics
   /** What GET /metrics answers with, for a route of your own (e.g. on another port). */
   collect: MetricsCollector
+  /**
+   * Call when a graceful stop begins (on SIGINT/SIGTERM, before draining): should the process
+   * die before it hands its counts over, its worker id is then not expected back. A no-op
+   * without the cluster view.
+   */
+  beginStop(): void
 }
 
 declare module 'fastify' {
@@ -89,18 +95,20 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
   }
 
   const cluster = options.cluster ?? identity.clusterMode
-  const collect: MetricsCollector =
-    options.collect ??
-    (cluster === false
-      ? (scrape) => renderRegistry(registry, scrape.format)
+  const wiring =
+    cluster === false || options.collect !== undefined
+      ? undefined
       : clusterCollector(
           fastify,
           registry,
           workerId,
           identity.appName,
           cluster === true ? {} : cluster,
-        ))
-  fastify.decorate('metrics', { registry, workerId, http, collect })
+        )
+  const collect: MetricsCollector =
+    wiring?.collect ?? options.collect ?? ((scrape) => renderRegistry(registry, scrape.format))
+  const beginStop = () => wiring?.beginStop()
+  fastify.decorate('metrics', { registry, workerId, http, collect, beginStop })
 
   // Every measured route gets its own recorder and onResponse hook, added at registration.
   const recordersByRoute = new Map<string, RouteRecorder>()
