@@ -1,5 +1,6 @@
 // Runs the real built service under the project's own PM2, with an isolated PM2_HOME, a free
-// loopback port and its own metrics socket directory; stops every process it started by PID.
+// loopback port and its own metrics socket directory; stops every process it started by PID,
+// and only while that PID still names the process it saw (its start time unchanged).
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -86,13 +87,26 @@ export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
       restarts: p.pm2_env.restart_time,
     }))
   }
-  const seenPids = new Set<number>()
+  // Every process seen, with its start time when first seen: a pid that the OS has since given
+  // to another process is never signalled. A pid PM2 lists is its worker at that moment (a new
+  // start time is a new process); the daemon's pid file may outlive the daemon, so the first
+  // process seen under that pid is the daemon.
+  const seen = new Map<string, ProcessIdentity>()
+  const see = (pid: number) => {
+    const identity = pid > 0 ? identify(pid) : undefined
+    if (identity !== undefined) seen.set(`${identity.pid}:${identity.startTime}`, identity)
+  }
+  const seeDaemon = () => {
+    const pid = readPid(join(home, 'pm2.pid'))
+    if (pid !== undefined && ![...seen.values()].some((p) => p.pid === pid)) see(pid)
+  }
   const waitOnline = (count: number, timeoutMs = 60_000) =>
     waitFor(
       `${count} online workers`,
       async () => {
+        seeDaemon()
         const procs = await list()
-        for (const p of procs) if (p.pid > 0) seenPids.add(p.pid)
+        for (const p of procs) see(p.pid)
         const online = procs.filter((p) => p.status === 'online' && p.pid > 0)
         return online.length === count ? online : undefined
       },
@@ -110,19 +124,18 @@ export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
     list,
     waitOnline,
     stop: async () => {
+      seeDaemon()
       try {
-        for (const p of await list()) if (p.pid > 0) seenPids.add(p.pid)
+        for (const p of await list()) see(p.pid)
       } catch {
         // the daemon may already be gone
       }
-      const daemonPid = readPid(join(home, 'pm2.pid'))
       try {
         await pm2('kill')
       } catch {
         // fall through to killing by PID
       }
-      const pids = [...seenPids, ...(daemonPid ? [daemonPid] : [])]
-      await killAll(pids)
+      await killAll([...seen.values()])
       rmSync(home, { recursive: true, force: true })
     },
   }
@@ -157,19 +170,74 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false
   }
+  const fields = statFields(pid)
+  return fields !== undefined && fields[0] !== 'Z'
+}
+
+/** A process as first seen: its pid, and its start time, which a recycled pid does not share. */
+export interface ProcessIdentity {
+  pid: number
+  /** Field 22 of /proc/<pid>/stat: clock ticks from boot to the process' start. */
+  startTime: string
+}
+
+/** `pid`'s identity now, or undefined if no process has that pid. */
+export function identify(pid: number): ProcessIdentity | undefined {
+  const startTime = statFields(pid)?.[STARTTIME_INDEX]
+  return startTime === undefined ? undefined : { pid, startTime }
+}
+
+/** Whether `identity`'s pid still names the process recorded, alive and not a zombie. */
+export function isSameProcess(identity: ProcessIdentity): boolean {
+  return isAlive(identity.pid) && identify(identity.pid)?.startTime === identity.startTime
+}
+
+// Field 3 (state) is the first after the comm field; field 22 is the start time.
+const STARTTIME_INDEX = 22 - 3
+
+/**
+ * The fields of /proc/<pid>/stat from field 3 (state) on. The comm field (2) is in parentheses
+ * and may itself hold spaces and parentheses: the fields start after the last `)`.
+ */
+export function parseStat(stat: string): string[] {
+  return stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .trim()
+    .split(' ')
+}
+
+function statFields(pid: number): string[] | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))
   } catch {
-    return false
+    return undefined
   }
 }
 
-/** SIGTERM, then SIGKILL what is left after 5 s; returns once all are gone. */
-export async function killAll(pids: number[]): Promise<void> {
-  for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGTERM')
+/** Signals `identity`'s pid only if it still names that process. */
+function signal(identity: ProcessIdentity, name: NodeJS.Signals): void {
+  if (!isSameProcess(identity)) return
+  try {
+    process.kill(identity.pid, name)
+  } catch {
+    // it exited since the check
+  }
+}
+
+/**
+ * SIGTERM, then SIGKILL what is left after 5 s; returns once all are gone. A bare pid is
+ * identified when the call starts; an identity whose pid now names another process (the OS
+ * recycled it) is left alone.
+ */
+export async function killAll(targets: Array<number | ProcessIdentity>): Promise<void> {
+  const procs = targets.flatMap((t) => {
+    const identity = typeof t === 'number' ? identify(t) : t
+    return identity === undefined ? [] : [identity]
+  })
+  const running = () => procs.some(isSameProcess)
+  for (const p of procs) signal(p, 'SIGTERM')
   const deadline = Date.now() + 5000
-  while (pids.some(isAlive) && Date.now() < deadline) await sleep(100)
-  for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL')
-  while (pids.some(isAlive)) await sleep(50)
+  while (running() && Date.now() < deadline) await sleep(100)
+  for (const p of procs) signal(p, 'SIGKILL')
+  while (running()) await sleep(50)
 }

@@ -1,13 +1,15 @@
-// Runs a real Prometheus (Debian's `prometheus` package) on a free loopback port with its own
-// data directory, and queries it through its HTTP API. Stopped by PID.
+// Runs a real Prometheus (Debian's `prometheus` package, or the binary PROMETHEUS_BIN names) on
+// a free loopback port with its own data directory, and queries it through its HTTP API.
+// Stopped by PID.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { freePort, httpGet, waitFor } from './net'
-import { killAll } from './pm2'
+import { identify, killAll } from './pm2'
 
-export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus'
+/** The Prometheus binary: PROMETHEUS_BIN if set, else `prometheus` on PATH; read at each start. */
+export const prometheusBin = () => process.env.PROMETHEUS_BIN || 'prometheus'
 
 export interface PromSample {
   metric: Record<string, string>
@@ -44,8 +46,9 @@ export async function startPrometheus(
     writeFileSync(join(dir, name), content)
   }
   const port = await freePort()
+  const bin = prometheusBin()
   const child = spawn(
-    PROMETHEUS_BIN,
+    bin,
     [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,
@@ -55,13 +58,27 @@ export async function startPrometheus(
     ],
     { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
   )
+  // Identified now, while the pid is surely this child's: stop signals only that process.
+  const identity = child.pid === undefined ? undefined : identify(child.pid)
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000)
   })
+  // A missing binary or a failed spawn is an 'error' event, which would otherwise be thrown.
+  let failure: Error | undefined
+  child.on('error', (err) => {
+    failure ??= new Error(
+      `could not run Prometheus as ${JSON.stringify(bin)} (set PROMETHEUS_BIN to its path): ${err.message}`,
+      { cause: err },
+    )
+  })
+  // 'close' rather than 'exit': by then all of its stderr has been read.
+  child.on('close', (code, signal) => {
+    failure ??= new Error(`${bin} exited (${code ?? signal}) before it was ready: ${stderr}`)
+  })
   const url = `http://127.0.0.1:${port}`
   const stop = async () => {
-    if (child.pid !== undefined) await killAll([child.pid])
+    if (identity !== undefined) await killAll([identity])
     rmSync(dir, { recursive: true, force: true })
   }
   const api = async (path: string) => {
@@ -72,15 +89,13 @@ export async function startPrometheus(
     return parsed.data
   }
   try {
-    await waitFor(
+    // The probe returns the failure to end the wait at once (a thrown error would be retried).
+    const ready = await waitFor(
       'Prometheus to be ready',
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`prometheus exited ${child.exitCode}: ${stderr}`)
-        return (await httpGet(`${url}/-/ready`)).status === 200
-      },
+      async () => failure ?? (await httpGet(`${url}/-/ready`)).status === 200,
       { timeoutMs: 30_000 },
     )
+    if (ready instanceof Error) throw ready
   } catch (err) {
     await stop()
     throw err

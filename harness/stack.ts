@@ -12,7 +12,7 @@ export const PROMETHEUS_DIR = join(ROOT, 'prometheus')
 export const PROMETHEUS_CONFIG = join(PROMETHEUS_DIR, 'prometheus.yml')
 export const DASHBOARD_JSON = join(ROOT, 'grafana', 'dashboards', 'webapp-workers.json')
 export const IMPORT_JSON = join(ROOT, 'grafana', 'import', 'webapp-workers.json')
-export const PROMTOOL_BIN = process.env.PROMTOOL_BIN ?? 'promtool'
+export const PROMTOOL_BIN = process.env.PROMTOOL_BIN || 'promtool'
 
 export interface RunResult {
   code: number

@@ -7,8 +7,19 @@
 set -euo pipefail
 
 missing=()
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# PROMETHEUS_BIN and PROMTOOL_BIN name other binaries than Debian's (e.g. a newer release): they
+# are checked, never installed.
+check_override() { # variable, default command, Debian package
+  local bin="${!1:-$2}"
+  command -v "$bin" >/dev/null 2>&1 && return 0
+  if [ -n "${!1:-}" ]; then
+    echo "$1=$bin is not an executable" >&2
+    exit 1
+  fi
+  missing+=("$3")
+}
+check_override PROMETHEUS_BIN prometheus prometheus
+check_override PROMTOOL_BIN promtool prometheus
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)

@@ -13,6 +13,9 @@ import { socketDirFor } from '../../src/cluster/socket-paths'
 
 const ALL = ['0', '1', '2', '3', '4']
 const CONNECTIONS = 10
+/** Bounds of the scrapes from a kill to the worker's new process answering. */
+const RESTART_WAIT_MS = 60_000
+const MAX_SCRAPES = 5000
 
 interface Scrape {
   expected: number
@@ -47,10 +50,12 @@ describe('faults under PM2 (5 workers)', () => {
   let app: Pm2App
   before(async () => {
     // Every scrape a new gather: a scrape right after a fault must not be answered from the
-    // last gather before it (the reuse window is tested in process).
+    // last gather before it (the reuse window is tested in process). A generous deadline: on a
+    // loaded machine a live worker must never look missing; the deadline's own effect is the
+    // Prometheus header case below.
     app = await startPm2App({
       instances: 5,
-      env: { METRICS_GATHER_TIMEOUT_MS: '1000', METRICS_GATHER_REUSE_MS: '0' },
+      env: { METRICS_GATHER_TIMEOUT_MS: '5000', METRICS_GATHER_REUSE_MS: '0' },
     })
   })
   after(async () => {
@@ -75,27 +80,55 @@ describe('faults under PM2 (5 workers)', () => {
       const procs = await app.list()
       const victim = procs.find((p) => p.workerId === victimId)
       assert.ok(victim)
-      const startedBefore = (await scrape(app, {}, agent)).started.get(victimId)
+      assert.equal((await scrape(app, {}, agent)).up.get(victimId), 1)
       process.kill(victim.pid, 'SIGKILL')
+      // Back to back from the kill until the victim answers again, which only a new process can
+      // (the killed one runs no more code): the scrapes before are those PM2 had not yet
+      // restarted it for.
       const scrapes: Scrape[] = []
-      const back = await waitFor(`worker ${victimId}'s new process in the gather`, async () => {
+      const deadline = Date.now() + RESTART_WAIT_MS
+      let back: Scrape | undefined
+      while (back === undefined) {
+        assert.ok(
+          Date.now() < deadline && scrapes.length < MAX_SCRAPES,
+          `worker ${victimId}'s new process not in the gather after ${scrapes.length} scrapes`,
+        )
         const s = await scrape(app, {}, agent)
         scrapes.push(s)
-        const started = s.started.get(victimId)
-        return s.up.get(victimId) === 1 && started !== startedBefore ? s : undefined
-      })
+        if (s.up.get(victimId) === 1) back = s
+      }
+      // Once back, it stays up, as the same new process.
+      const afterRestart: Scrape[] = []
+      for (let i = 0; i < 10; i++) afterRestart.push(await scrape(app, {}, agent))
       load.stop()
       const tally = await load.done
-      t.diagnostic(`${scrapes.length} scrapes until back; load: ${describeTally(tally)}`)
+      const down = scrapes.filter((s) => s.up.get(victimId) === 0)
+      t.diagnostic(
+        `${scrapes.length} scrapes until back, ${down.length} with worker ${victimId} down; load: ${describeTally(tally)}`,
+      )
 
       for (const s of scrapes) {
         assert.equal(s.expected, 5)
         assert.deepEqual([...s.up.keys()].sort(), ALL)
         // Whoever did not answer is reported down, never left out.
         assert.equal([...s.up.values()].filter((v) => v === 1).length, s.answered)
+        // The live workers always answer within the generous deadline.
+        for (const id of ALL.filter((w) => w !== victimId)) assert.equal(s.up.get(id), 1, id)
+      }
+      // PM2 had not restarted it yet: scrapes saw it expected and down.
+      assert.ok(down.length > 0, `no scrape of ${scrapes.length} saw worker ${victimId} down`)
+      for (const s of down) assert.equal(s.answered, 4)
+      for (const s of afterRestart) {
+        assert.equal(s.expected, 5)
+        assert.equal(s.answered, 5)
+        assert.equal(s.up.get(victimId), 1)
+        assert.equal(s.started.get(victimId), back.started.get(victimId))
       }
       assert.equal(back.answered, 5)
       const after = await app.list()
+      const restarted = after.find((w) => w.workerId === victimId)
+      assert.notEqual(restarted?.pid, victim.pid, 'PM2 started a new process for the worker')
+      assert.equal(restarted?.restarts, victim.restarts + 1)
       for (const p of procs.filter((w) => w.workerId !== victimId)) {
         assert.equal(after.find((w) => w.workerId === p.workerId)?.pid, p.pid)
       }
