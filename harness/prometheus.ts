@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { freePort, httpGet, waitFor } from './net'
 import { killAll } from './pm2'
+import { toolPath } from './tools'
 
-export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus'
+export const PROMETHEUS_BIN = toolPath('prometheus')
 
 export interface PromSample {
   metric: Record<string, string>

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { after, test } from 'node:test'
 import { Gauge, Registry } from 'prom-client'
+import { toolPath } from '../../harness/tools'
 import {
   type ExpositionFormat,
   mergeExpositions,
@@ -53,7 +54,9 @@ async function mergedCluster(format: ExpositionFormat): Promise<string> {
 
 function promtoolCheckMetrics(text: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(toolPath('promtool'), ['check', 'metrics'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let output = ''
     child.stdout.on('data', (c: Buffer) => {
       output += c
