@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { freePort, httpGet, waitFor } from './net'
 import { identify, killAll } from './pm2'
+import { toolPath } from './tools'
 
-/** The Prometheus binary: PROMETHEUS_BIN if set, else `prometheus` on PATH; read at each start. */
-export const prometheusBin = () => process.env.PROMETHEUS_BIN || 'prometheus'
+/** The Prometheus binary: PROMETHEUS_BIN, else the unpacked 3.5, else PATH; read at each start. */
+export const prometheusBin = () => toolPath('prometheus')
 
 export interface PromSample {
   metric: Record<string, string>

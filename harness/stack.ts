@@ -6,13 +6,14 @@ import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { ROOT } from './pm2'
+import { toolPath } from './tools'
 
 export { ROOT }
 export const PROMETHEUS_DIR = join(ROOT, 'prometheus')
 export const PROMETHEUS_CONFIG = join(PROMETHEUS_DIR, 'prometheus.yml')
 export const DASHBOARD_JSON = join(ROOT, 'grafana', 'dashboards', 'webapp-workers.json')
 export const IMPORT_JSON = join(ROOT, 'grafana', 'import', 'webapp-workers.json')
-export const PROMTOOL_BIN = process.env.PROMTOOL_BIN || 'promtool'
+export const PROMTOOL_BIN = toolPath('promtool')
 
 export interface RunResult {
   code: number

@@ -3,8 +3,12 @@
 # package), Debian's `docker-compose` (offline validation of the compose files), Alertmanager with amtool (Debian's prometheus-alertmanager)
 # and python3-prometheus-client (the official client's exposition parsers, under Debian's own
 # python3). Installs what is missing with apt-get when run as root; otherwise says what to
-# install and stops.
+# install and stops. Then fetches Prometheus 3.5 LTS and Alertmanager 0.28 from newer Debian
+# suites into .tools/prometheus-3/, unpacked, never installed (scripts/fetch-prometheus3.sh):
+# the tests prefer those (harness/tools.ts), the packages above stay for docker-compose, python
+# and as the fallback.
 set -euo pipefail
+here=$(dirname "$0")
 
 missing=()
 # PROMETHEUS_BIN and PROMTOOL_BIN name other binaries than Debian's (e.g. a newer release): they
@@ -24,7 +28,9 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  exec bash "$here/fetch-prometheus3.sh"
+fi
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -38,3 +44,4 @@ else
   echo "install them with: sudo apt-get install -y ${packages}" >&2
   exit 1
 fi
+exec bash "$here/fetch-prometheus3.sh"

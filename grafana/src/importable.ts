@@ -4,7 +4,10 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard'
 import { buildDashboard } from './dashboard'
 
-/** The Grafana release the dashboard is written for (the compose stack's image). */
+/**
+ * The oldest Grafana release the dashboard is written for (the SDK's schema and panel options):
+ * `__requires` asks for it on import. The compose stack runs Grafana 12.
+ */
 export const GRAFANA_VERSION = '11.6.0'
 export const DATASOURCE_INPUT = 'DS_PROMETHEUS'
 

@@ -1,89 +1,151 @@
-// The two exposition formats /metrics can answer in, and the choice between them from a
-// scrape's Accept header.
+// The exposition formats /metrics can answer in, and the choice between them from a scrape's
+// Accept header, as Prometheus 2 and 3 send it (docs/design.md, /metrics).
 import { openMetricsContentType, prometheusContentType } from 'prom-client'
+import { type MediaRange, parseAccept } from './accept-header'
 
-/** `prometheus`: text format 0.0.4; `openmetrics`: OpenMetrics 1.0 text. */
+/** The bytes of an answer: `prometheus`, the text format; `openmetrics`, OpenMetrics 1.0 text. */
 export type ExpositionFormat = 'prometheus' | 'openmetrics'
 
-/** The Content-Type of each format, as prom-client names them. */
+/** The Content-Type prom-client renders each format under. */
 export const CONTENT_TYPES = {
   prometheus: prometheusContentType,
   openmetrics: openMetricsContentType,
 } as const satisfies Record<ExpositionFormat, string>
 
-/** The Content-Type header for an answer in `format`. */
-export function contentTypeOf(format: ExpositionFormat): string {
-  return CONTENT_TYPES[format]
+/** What a scrape gets: the bytes to render, and the Content-Type that names them. */
+export interface Negotiated {
+  format: ExpositionFormat
+  contentType: string
 }
-
-const OPENMETRICS = 'application/openmetrics-text'
 
 /**
- * OpenMetrics when the Accept header names `application/openmetrics-text` (any version) with a
- * q-value above 0 and at least as high as the text format's; the Prometheus text format
- * otherwise, including for an absent, wildcard-only or malformed header.
+ * What /metrics can send, most preferred first (that order breaks ties of q-value).
  *
- * The text format's q-value is that of the most specific range that matches it (`text/plain`,
- * then `text/*`, then `*\/*`), as RFC 9110 ranks them. Media-type parameters other than `q`
- * are ignored on purpose: Prometheus 3 adds `escaping=allow-utf-8`, and a negotiator that
- * requires parameters to match (as `negotiator` does) would then never pick OpenMetrics.
+ * - OpenMetrics 1.0.0, also for a client that names version 0.0.1 (the pre-1.0 label of the
+ *   same text format: Prometheus reads both with one parser and client_golang writes both with
+ *   one encoder); the answer names 1.0.0, the version prom-client writes. Only when asked for by
+ *   name: a wildcard gets the text format, which every Prometheus-compatible client reads.
+ * - The text format 0.0.4.
+ * - The text format 1.0.0: 0.0.4 plus quoted UTF-8 metric and label names. prom-client allows
+ *   only legacy names (`[a-zA-Z_:][a-zA-Z0-9_:]*`, labels without `:`), which both versions
+ *   write the same, so the bytes rendered for 0.0.4 are a valid 1.0.0 answer and are sent
+ *   under 1.0.0 when the client prefers it.
+ *
+ * Protocol buffers (`application/vnd.google.protobuf`, which Prometheus 3 puts first when it
+ * wants native histograms) are not offered: a client that lists them gets its next choice.
  */
-export function negotiateFormat(accept: string | undefined): ExpositionFormat {
-  if (accept === undefined) return 'prometheus'
-  let openMetricsQ = -1
-  // Index 0: `*/*`, 1: `text/*`, 2: `text/plain`; -1 where the header does not name it.
-  const textQ = [-1, -1, -1]
-  for (const element of splitOutside(accept, ',')) {
-    const range = parseMediaRange(element)
-    if (range === undefined) continue
-    const { type, q } = range
-    if (type === OPENMETRICS) openMetricsQ = Math.max(openMetricsQ, q)
-    else if (type === 'text/plain') textQ[2] = Math.max(textQ[2], q)
-    else if (type === 'text/*') textQ[1] = Math.max(textQ[1], q)
-    else if (type === '*/*') textQ[0] = Math.max(textQ[0], q)
-  }
-  const textFormatQ = textQ[2] >= 0 ? textQ[2] : textQ[1] >= 0 ? textQ[1] : textQ[0]
-  return openMetricsQ > 0 && openMetricsQ >= textFormatQ ? 'openmetrics' : 'prometheus'
+const OFFERS: readonly Offer[] = [
+  {
+    format: 'openmetrics',
+    type: 'application',
+    subtype: 'openmetrics-text',
+    version: '1.0.0',
+    alsoVersions: ['0.0.1'],
+    byWildcard: false,
+    escaping: true,
+  },
+  {
+    format: 'prometheus',
+    type: 'text',
+    subtype: 'plain',
+    version: '0.0.4',
+    alsoVersions: [],
+    byWildcard: true,
+    escaping: false,
+  },
+  {
+    format: 'prometheus',
+    type: 'text',
+    subtype: 'plain',
+    version: '1.0.0',
+    alsoVersions: [],
+    byWildcard: true,
+    escaping: true,
+  },
+]
+
+interface Offer {
+  format: ExpositionFormat
+  type: string
+  subtype: string
+  version: string
+  /** Other versions a client may name that this answer satisfies. */
+  alsoVersions: readonly string[]
+  /** Whether `type/*` and `*\/*` reach it. */
+  byWildcard: boolean
+  /** Whether the format has an `escaping` parameter (the 1.0.0 versions). */
+  escaping: boolean
 }
 
-const TOKEN = "[!#$%&'*+.^_`|~0-9a-z-]+"
-const MEDIA_RANGE = new RegExp(`^${TOKEN}/${TOKEN}$`)
-// RFC 9110 qvalue: 0 to 1 with at most three decimals.
-const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
+/**
+ * Prometheus' metric name escaping schemes (`escaping=` of the 1.0.0 formats). Each leaves a
+ * legacy name as it is, so with prom-client's names every scheme is honoured by the same
+ * bytes; an unknown scheme is ignored, as client_golang ignores it, and not echoed.
+ */
+const ESCAPING_SCHEMES = new Set(['allow-utf-8', 'underscores', 'dots', 'values'])
 
-/** One element of an Accept header: its lower-cased `type/subtype` and q-value (1 if none). */
-function parseMediaRange(element: string): { type: string; q: number } | undefined {
-  const [range, ...parameters] = splitOutside(element, ';')
-  const type = range.trim().toLowerCase()
-  if (!MEDIA_RANGE.test(type)) return undefined
-  let q = 1
-  for (const parameter of parameters) {
-    const eq = parameter.indexOf('=')
-    if (eq === -1) return undefined
-    if (parameter.slice(0, eq).trim().toLowerCase() !== 'q') continue
-    const value = parameter.slice(eq + 1).trim()
-    if (!QVALUE.test(value)) return undefined
-    q = Number(value)
+const FALLBACK: Negotiated = { format: 'prometheus', contentType: contentTypeOf(OFFERS[1]) }
+
+/**
+ * The answer to a scrape whose Accept header is `accept`: of the offers, the one with the
+ * highest q-value above 0 (ties go to the earlier offer), each offer's q-value being that of
+ * the most specific media range naming it (RFC 9110): the type with its own version, then
+ * without a version, then with another version it satisfies, then `type/*`, then `*\/*`. The text
+ * format 0.0.4 when nothing is acceptable, or the header is absent or malformed.
+ */
+export function negotiate(accept: string | undefined): Negotiated {
+  if (accept === undefined) return FALLBACK
+  const ranges = parseAccept(accept)
+  let best: { offer: Offer; range: MediaRange } | undefined
+  for (const offer of OFFERS) {
+    const range = decidingRange(offer, ranges)
+    if (range === undefined || range.q === 0) continue
+    if (best === undefined || range.q > best.range.q) best = { offer, range }
   }
-  return { type, q }
+  if (best === undefined) return FALLBACK
+  const escaping = best.range.params.escaping
+  return {
+    format: best.offer.format,
+    contentType: contentTypeOf(
+      best.offer,
+      best.offer.escaping && escaping !== undefined && ESCAPING_SCHEMES.has(escaping)
+        ? escaping
+        : undefined,
+    ),
+  }
 }
 
-/** Splits on `separator` except inside quoted strings (which may hold backslash escapes). */
-function splitOutside(text: string, separator: string): string[] {
-  const pieces: string[] = []
-  let start = 0
-  let quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i]
-    if (quoted) {
-      if (char === '\\') i++
-      else if (char === '"') quoted = false
-    } else if (char === '"') quoted = true
-    else if (char === separator) {
-      pieces.push(text.slice(start, i))
-      start = i + 1
+/** The most specific range that names `offer`, the highest q-value among equals. */
+function decidingRange(offer: Offer, ranges: MediaRange[]): MediaRange | undefined {
+  let best: { range: MediaRange; specificity: number } | undefined
+  for (const range of ranges) {
+    const specificity = specificityFor(offer, range)
+    if (specificity === undefined) continue
+    if (
+      best === undefined ||
+      specificity > best.specificity ||
+      (specificity === best.specificity && range.q > best.range.q)
+    ) {
+      best = { range, specificity }
     }
   }
-  pieces.push(text.slice(start))
-  return pieces
+  return best?.range
+}
+
+/** How specifically `range` names `offer` (higher is more), undefined if it does not. */
+function specificityFor(offer: Offer, range: MediaRange): number | undefined {
+  if (range.type === '*') return offer.byWildcard ? 0 : undefined
+  if (range.type !== offer.type) return undefined
+  if (range.subtype === '*') return offer.byWildcard ? 1 : undefined
+  if (range.subtype !== offer.subtype) return undefined
+  const version = range.params.version?.toLowerCase()
+  if (version === offer.version) return 4
+  if (version === undefined) return 3
+  // Another version: not this offer by RFC 9110, so it counts after any range that is.
+  return offer.alsoVersions.includes(version) ? 2 : undefined
+}
+
+function contentTypeOf(offer: Offer, escaping?: string): string {
+  const base = `${offer.type}/${offer.subtype}; version=${offer.version}; charset=utf-8`
+  return escaping === undefined ? base : `${base}; escaping=${escaping}`
 }

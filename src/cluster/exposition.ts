@@ -2,9 +2,9 @@
 // rendered in it, and the workers' texts merged into one answer. No sockets, no Fastify.
 export {
   CONTENT_TYPES,
-  contentTypeOf,
   type ExpositionFormat,
-  negotiateFormat,
+  type Negotiated,
+  negotiate,
 } from './exposition-format'
 export { type ExpositionPart, mergeExpositions } from './exposition-merge'
 export { renderRegistry } from './exposition-render'

@@ -1,121 +1,172 @@
-// Format negotiation from the Accept header, and each format's Content-Type.
+// Format negotiation from the Accept header: what each Prometheus sends gets the format it
+// prefers among those /metrics writes, under a Content-Type naming exactly what is sent.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { contentTypeOf, negotiateFormat } from '../../src/cluster/exposition'
+import { PROMETHEUS_ACCEPT, type PrometheusAcceptName } from '../../harness/prometheus-accept'
+import { CONTENT_TYPES, negotiate } from '../../src/cluster/exposition'
 
-test('each format has its registered Content-Type', () => {
-  assert.equal(contentTypeOf('prometheus'), 'text/plain; version=0.0.4; charset=utf-8')
-  assert.equal(
-    contentTypeOf('openmetrics'),
-    'application/openmetrics-text; version=1.0.0; charset=utf-8',
-  )
+const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'
+const TEXT_100 = 'text/plain; version=1.0.0; charset=utf-8'
+const OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+
+test("the text format 0.0.4 and OpenMetrics 1.0.0 are rendered under prom-client's own types", () => {
+  assert.equal(CONTENT_TYPES.prometheus, TEXT_004)
+  assert.equal(CONTENT_TYPES.openmetrics, OPENMETRICS)
 })
 
-test("Prometheus 2's Accept header gets OpenMetrics", () => {
-  assert.equal(
-    negotiateFormat(
-      'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
-    ),
-    'openmetrics',
-  )
-})
-
-test("Prometheus 3's Accept header, with escaping parameters, gets OpenMetrics", () => {
-  assert.equal(
-    negotiateFormat(
-      'application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1',
-    ),
-    'openmetrics',
-  )
-})
-
-test('Prometheus configured for the text format first gets the text format', () => {
-  assert.equal(
-    negotiateFormat(
-      'text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1',
-    ),
-    'prometheus',
-  )
-})
-
-test('no header, wildcards, text/plain and unrelated types get the text format', () => {
-  for (const accept of [
-    undefined,
-    '',
-    '*/*',
-    'text/*',
-    'text/plain',
-    'text/plain; version=0.0.4',
-    'application/json',
-    'application/*',
-  ]) {
-    assert.equal(negotiateFormat(accept), 'prometheus', String(accept))
+test('each Accept header Prometheus sends gets its first choice that /metrics writes', () => {
+  const expected: Record<PrometheusAcceptName, string> = {
+    'prometheus-2.42': OPENMETRICS,
+    'prometheus-3.5': `${OPENMETRICS}; escaping=allow-utf-8`,
+    // No protocol buffers yet: the next choice.
+    'prometheus-3.5 protobuf first': `${OPENMETRICS}; escaping=allow-utf-8`,
+    'prometheus-3.5 protobuf, text 0.0.4': TEXT_004,
+    'prometheus-3.5 text 1.0.0': `${TEXT_100}; escaping=allow-utf-8`,
+    'prometheus-3.5 text 0.0.4': TEXT_004,
+    // OpenMetrics 0.0.1 is the same format; the answer names the version prom-client writes.
+    'prometheus-3.5 OpenMetrics 0.0.1': OPENMETRICS,
+    'prometheus-3.5 escaping underscores': `${OPENMETRICS}; escaping=underscores`,
+  }
+  for (const [name, accept] of Object.entries(PROMETHEUS_ACCEPT)) {
+    const contentType = expected[name as PrometheusAcceptName]
+    assert.deepEqual(
+      negotiate(accept),
+      {
+        format: contentType.startsWith('application/openmetrics-text')
+          ? 'openmetrics'
+          : 'prometheus',
+        contentType,
+      },
+      name,
+    )
   }
 })
 
-test('OpenMetrics alone, in any case and spacing, gets OpenMetrics', () => {
-  for (const accept of [
-    'application/openmetrics-text',
-    'Application/OpenMetrics-Text ; Version=1.0.0',
-    '  application/openmetrics-text;version=0.0.1 ,  text/html',
-  ]) {
-    assert.equal(negotiateFormat(accept), 'openmetrics', accept)
+/** [Accept header, Content-Type of the answer]; the format follows from the type. */
+type Row = [string | undefined, string]
+
+function check(rows: Row[]) {
+  for (const [accept, contentType] of rows) {
+    const got = negotiate(accept)
+    assert.equal(got.contentType, contentType, String(accept))
+    assert.equal(
+      got.format,
+      contentType.startsWith('application/openmetrics-text') ? 'openmetrics' : 'prometheus',
+      String(accept),
+    )
   }
+}
+
+test('no header, wildcards, bare text/plain and unknown types get the text format 0.0.4', () => {
+  check([
+    [undefined, TEXT_004],
+    ['', TEXT_004],
+    ['*/*', TEXT_004],
+    ['text/*', TEXT_004],
+    ['text/plain', TEXT_004],
+    ['text/plain; version=0.0.4', TEXT_004],
+    ['application/json', TEXT_004],
+    // OpenMetrics only when named: application/* is not a request for it.
+    ['application/*', TEXT_004],
+    // Versions /metrics does not write are not matched by the versioned range.
+    ['text/plain;version=2.0.0', TEXT_004],
+    ['application/openmetrics-text;version=2.0.0', TEXT_004],
+    [
+      'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited',
+      TEXT_004,
+    ],
+  ])
 })
 
-test('q-values decide, with the most specific text range counting', () => {
-  // */* at 1 outranks OpenMetrics at 0.5, and nothing more specific names the text format.
-  assert.equal(negotiateFormat('application/openmetrics-text;q=0.5, */*'), 'prometheus')
-  // text/plain at 0.2 is more specific than */* at 1, so it is the text format's q-value.
-  assert.equal(
-    negotiateFormat('*/*, text/plain;q=0.2, application/openmetrics-text;q=0.5'),
-    'openmetrics',
-  )
-  // text/* is more specific than */*.
-  assert.equal(
-    negotiateFormat('*/*;q=0.1, text/*;q=0.9, application/openmetrics-text;q=0.5'),
-    'prometheus',
-  )
-  // A tie goes to OpenMetrics, which the client named.
-  assert.equal(negotiateFormat('text/plain, application/openmetrics-text'), 'openmetrics')
-  // The best of several OpenMetrics ranges counts.
-  assert.equal(
-    negotiateFormat(
+test('OpenMetrics by name, any case and spacing, version 1.0.0, 0.0.1 or none', () => {
+  check([
+    ['application/openmetrics-text', OPENMETRICS],
+    ['Application/OpenMetrics-Text ; Version=1.0.0', OPENMETRICS],
+    ['  application/openmetrics-text;version=0.0.1 ,  text/html', OPENMETRICS],
+  ])
+})
+
+test('the text format 1.0.0 when preferred, 0.0.4 on a tie', () => {
+  check([
+    ['text/plain;version=1.0.0', TEXT_100],
+    ['text/plain;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3', TEXT_100],
+    ['text/plain;version=1.0.0;q=0.3,text/plain;version=0.0.4;q=0.4', TEXT_004],
+    ['text/plain;version=1.0.0,text/plain;version=0.0.4', TEXT_004],
+    // The versioned range is more specific than the bare one.
+    ['text/plain;version=1.0.0;q=0,text/plain', TEXT_004],
+    ['text/plain;version=0.0.4;q=0,text/plain', TEXT_100],
+  ])
+})
+
+test('escaping is echoed only on a 1.0.0 format, and only a scheme Prometheus defines', () => {
+  check([
+    ['text/plain;version=1.0.0;escaping=dots', `${TEXT_100}; escaping=dots`],
+    ['text/plain;version=1.0.0;escaping=values', `${TEXT_100}; escaping=values`],
+    ['text/plain;version=1.0.0;escaping="underscores"', `${TEXT_100}; escaping=underscores`],
+    ['text/plain;version=1.0.0;escaping=rot13', TEXT_100],
+    ['text/plain;version=0.0.4;escaping=underscores', TEXT_004],
+    [
+      'application/openmetrics-text;version=1.0.0;escaping=values',
+      `${OPENMETRICS}; escaping=values`,
+    ],
+  ])
+})
+
+test('q-values decide, with the most specific range counting', () => {
+  check([
+    // */* at 1 outranks OpenMetrics at 0.5, and nothing more specific names the text format.
+    ['application/openmetrics-text;q=0.5, */*', TEXT_004],
+    // text/plain at 0.2 is more specific than */* at 1, so it is the text format's q-value.
+    ['*/*, text/plain;q=0.2, application/openmetrics-text;q=0.5', OPENMETRICS],
+    // text/* is more specific than */*.
+    ['*/*;q=0.1, text/*;q=0.9, application/openmetrics-text;q=0.5', TEXT_004],
+    // A tie goes to OpenMetrics, which the client named.
+    ['text/plain, application/openmetrics-text', OPENMETRICS],
+    // The most specific OpenMetrics range counts: the exact version, then none, then 0.0.1.
+    [
       'application/openmetrics-text;version=0.0.1;q=0.1, text/plain;q=0.5, application/openmetrics-text;q=0.6',
-    ),
-    'openmetrics',
-  )
+      OPENMETRICS,
+    ],
+    [
+      'application/openmetrics-text;version=1.0.0;q=0.2, application/openmetrics-text;q=0.9, text/plain;q=0.5',
+      TEXT_004,
+    ],
+    [
+      'application/openmetrics-text;version=0.0.1;q=0.9, application/openmetrics-text;q=0.1, text/plain;q=0.5',
+      TEXT_004,
+    ],
+  ])
 })
 
-test('OpenMetrics refused with q=0 gets the text format', () => {
-  assert.equal(negotiateFormat('application/openmetrics-text;q=0'), 'prometheus')
-  assert.equal(
-    negotiateFormat('application/openmetrics-text;q=0.000, text/plain;q=0.1'),
-    'prometheus',
-  )
+test('refused with q=0, or nothing acceptable: the text format 0.0.4', () => {
+  check([
+    ['application/openmetrics-text;q=0', TEXT_004],
+    ['application/openmetrics-text;q=0.000, text/plain;q=0.1', TEXT_004],
+    ['text/plain;q=0, */*;q=0', TEXT_004],
+  ])
 })
 
 test('malformed elements are skipped, well-formed ones still count', () => {
-  for (const accept of [
-    'application/openmetrics-text;q=2',
-    'application/openmetrics-text;q=0.5000',
-    'application/openmetrics-text;q=abc',
-    'application/openmetrics-text;q',
-    'application/openmetrics-text/extra',
-    'openmetrics',
-    ';;;,,,',
-    '"application/openmetrics-text"',
-    '\u0000\uffff',
-  ]) {
-    assert.equal(negotiateFormat(accept), 'prometheus', accept)
-  }
-  assert.equal(negotiateFormat('garbage;;, application/openmetrics-text'), 'openmetrics')
+  check([
+    ['application/openmetrics-text;q=2', TEXT_004],
+    ['application/openmetrics-text;q=0.5000', TEXT_004],
+    ['application/openmetrics-text;q=abc', TEXT_004],
+    ['application/openmetrics-text;q', TEXT_004],
+    ['application/openmetrics-text;version=1 0', TEXT_004],
+    ['application/openmetrics-text;escaping="open', TEXT_004],
+    ['application/openmetrics-text/extra', TEXT_004],
+    ['*/openmetrics-text', TEXT_004],
+    ['openmetrics', TEXT_004],
+    [';;;,,,', TEXT_004],
+    ['"application/openmetrics-text"', TEXT_004],
+    ['\u0000\uffff', TEXT_004],
+    ['garbage;;, application/openmetrics-text', OPENMETRICS],
+  ])
 })
 
 test('commas and semicolons inside quoted parameter values do not split elements', () => {
-  assert.equal(negotiateFormat('text/plain;foo="a, application/openmetrics-text, b"'), 'prometheus')
-  assert.equal(
-    negotiateFormat('application/openmetrics-text;foo="x;q=0\\",y";q=1, text/plain;q=0.5'),
-    'openmetrics',
-  )
+  check([
+    ['text/plain;foo="a, application/openmetrics-text, b"', TEXT_004],
+    ['application/openmetrics-text;foo="x;q=0\\",y";q=1, text/plain;q=0.5', OPENMETRICS],
+  ])
 })

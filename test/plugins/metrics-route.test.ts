@@ -5,11 +5,16 @@ import { test } from 'node:test'
 import { gunzipSync } from 'node:zlib'
 import Fastify from 'fastify'
 import { Counter, Registry } from 'prom-client'
+import {
+  type PrometheusAcceptName,
+  PROMETHEUS_ACCEPT as SENT,
+} from '../../harness/prometheus-accept'
 import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
 
-// What Prometheus 2.42 sends (scrape_config defaults).
-const PROMETHEUS_ACCEPT =
-  'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+const PROMETHEUS_ACCEPT = SENT['prometheus-2.42']
+const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'
+const TEXT_100 = 'text/plain; version=1.0.0; charset=utf-8'
+const OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
 
 async function build(
   t: { after: (fn: () => unknown) => void },
@@ -27,18 +32,50 @@ async function build(
 test('OpenMetrics when the scrape prefers it, the text format otherwise', async (t) => {
   const app = await build(t)
   const om = await app.inject({ url: '/metrics', headers: { accept: PROMETHEUS_ACCEPT } })
-  assert.equal(
-    om.headers['content-type'],
-    'application/openmetrics-text; version=1.0.0; charset=utf-8',
-  )
+  assert.equal(om.headers['content-type'], OPENMETRICS)
   assert.match(om.body, /^# TYPE jobs counter\njobs_total 4$/m)
   assert.ok(om.body.endsWith('\n# EOF\n'))
   for (const accept of [undefined, '*/*', 'text/plain', 'application/json']) {
     const res = await app.inject({ url: '/metrics', headers: accept ? { accept } : {} })
-    assert.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8', accept)
+    assert.equal(res.headers['content-type'], TEXT_004, accept)
     assert.match(res.body, /^# TYPE jobs_total counter\njobs_total 4$/m)
     assert.doesNotMatch(res.body, /# EOF/)
   }
+})
+
+test("each Prometheus' Accept header: its preferred format, and a Content-Type naming it", async (t) => {
+  const app = await build(t)
+  const answers: Record<PrometheusAcceptName, string> = {
+    'prometheus-2.42': OPENMETRICS,
+    'prometheus-3.5': `${OPENMETRICS}; escaping=allow-utf-8`,
+    'prometheus-3.5 protobuf first': `${OPENMETRICS}; escaping=allow-utf-8`,
+    'prometheus-3.5 protobuf, text 0.0.4': TEXT_004,
+    'prometheus-3.5 text 1.0.0': `${TEXT_100}; escaping=allow-utf-8`,
+    'prometheus-3.5 text 0.0.4': TEXT_004,
+    'prometheus-3.5 OpenMetrics 0.0.1': OPENMETRICS,
+    'prometheus-3.5 escaping underscores': `${OPENMETRICS}; escaping=underscores`,
+  }
+  const text004 = (
+    await app.inject({ url: '/metrics', headers: { accept: SENT['prometheus-3.5 text 0.0.4'] } })
+  ).body
+  const openMetrics = (
+    await app.inject({ url: '/metrics', headers: { accept: PROMETHEUS_ACCEPT } })
+  ).body
+  assert.notEqual(text004, openMetrics)
+  for (const [name, accept] of Object.entries(SENT)) {
+    const res = await app.inject({ url: '/metrics', headers: { accept } })
+    assert.equal(res.statusCode, 200, name)
+    const contentType = answers[name as PrometheusAcceptName]
+    assert.equal(res.headers['content-type'], contentType, name)
+    // The bytes are those of the format named: text 1.0.0 writes legacy names as 0.0.4 does.
+    assert.equal(
+      res.body,
+      contentType.startsWith('application/openmetrics-text') ? openMetrics : text004,
+      name,
+    )
+  }
+  assert.match(text004, /^# TYPE jobs_total counter\njobs_total 4$/m)
+  assert.match(openMetrics, /^# TYPE jobs counter\njobs_total 4$/m)
 })
 
 test('gzip only for clients that accept it', async (t) => {

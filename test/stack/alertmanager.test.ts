@@ -24,9 +24,11 @@ import {
   runCommand,
   withIntervals,
 } from '../../harness/stack'
+import { toolPath } from '../../harness/tools'
 
 const CONFIG = join(ROOT, 'alertmanager', 'alertmanager.yml')
-const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager'
+const ALERTMANAGER_BIN = toolPath('prometheus-alertmanager')
+const AMTOOL_BIN = toolPath('amtool')
 const PLACEHOLDER_URL = 'http://alert-receiver.invalid:9095/alerts'
 
 interface Webhook {
@@ -37,7 +39,7 @@ interface Webhook {
 }
 
 test('amtool check-config accepts the config, and refuses one whose route names no receiver', () => {
-  const ok = runCommand('amtool', ['check-config', CONFIG])
+  const ok = runCommand(AMTOOL_BIN, ['check-config', CONFIG])
   assert.equal(ok.code, 0, ok.stderr + ok.stdout)
   assert.match(ok.stdout, /SUCCESS/)
 
@@ -48,7 +50,7 @@ test('amtool check-config accepts the config, and refuses one whose route names 
       broken,
       readFileSync(CONFIG, 'utf8').replace('- name: webapp-oncall', '- name: x'),
     )
-    const result = runCommand('amtool', ['check-config', broken])
+    const result = runCommand(AMTOOL_BIN, ['check-config', broken])
     assert.notEqual(result.code, 0)
     assert.match(result.stdout + result.stderr, /webapp-oncall/)
   } finally {
@@ -115,7 +117,7 @@ test("a firing rule of the project's reaches the receiver through the real Alert
 
   const configFile = join(dir, 'alertmanager.yml')
   writeFileSync(configFile, testCopy(hookUrl))
-  const check = runCommand('amtool', ['check-config', configFile])
+  const check = runCommand(AMTOOL_BIN, ['check-config', configFile])
   assert.equal(check.code, 0, check.stderr + check.stdout)
   const amPort = await freePort()
   const alertmanager = spawn(

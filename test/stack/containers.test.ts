@@ -11,6 +11,7 @@ import { test } from 'node:test'
 import { freePort, httpGet, waitFor } from '../../harness/net'
 import { isAlive, killAll } from '../../harness/pm2'
 import { PROMTOOL_BIN, parseYaml, ROOT, readYaml, runCommand } from '../../harness/stack'
+import { toolPath } from '../../harness/tools'
 
 // ---- Dockerfile ----
 
@@ -344,7 +345,9 @@ test('compose: pinned images, read-only config, named data volumes, health check
   assert.equal(services.webapp.build?.dockerfile, 'Dockerfile')
   assert.match(services.prometheus.image ?? '', /^prom\/prometheus:v\d+\.\d+\.\d+$/)
   assert.match(services.alertmanager.image ?? '', /^prom\/alertmanager:v\d+\.\d+\.\d+$/)
-  assert.match(services.grafana.image ?? '', /^grafana\/grafana:\d+\.\d+\.\d+$/)
+  // Grafana 12: the dashboard is the classic JSON model (schemaVersion 41 and up) that file
+  // provisioning loads; a new major is a deliberate move.
+  assert.match(services.grafana.image ?? '', /^grafana\/grafana:12\.\d+\.\d+$/)
 
   for (const name of ['prometheus', 'alertmanager', 'grafana']) {
     for (const volume of volumesOf(services[name])) {
@@ -371,6 +374,63 @@ test('compose: pinned images, read-only config, named data volumes, health check
 
   const grafanaEnv = services.grafana.environment ?? {}
   assert.equal(grafanaEnv.GF_USERS_ALLOW_SIGN_UP, 'false')
+})
+
+/** The upstream release a binary reports: `prometheus, version 3.5.3+ds1 (...)` is 3.5.3. */
+function releaseOf(bin: string): string {
+  const result = runCommand(bin, ['--version'])
+  const match = /version (\d+\.\d+\.\d+)/.exec(result.stdout + result.stderr)
+  assert.ok(match, `${bin} --version: ${result.stdout}${result.stderr}`)
+  return match[1]
+}
+
+/** The flags `bin --help` lists (`--x` and `--[no-]x` are both `x`), and --enable-feature's. */
+function helpOf(bin: string): { flags: Set<string>; features: Set<string> } {
+  const result = runCommand(bin, ['--help'])
+  const help = result.stdout + result.stderr
+  const flags = new Set([...help.matchAll(/^\s+--(?:\[no-\])?([a-z0-9.-]+)/gm)].map((m) => m[1]))
+  // `--enable-feature= ...  Comma separated feature names to enable. Valid options: a, b, ...
+  // See <url>`: Prometheus' one flag with a list of valid values.
+  const features = new Set(
+    (/--enable-feature=[^\n]*\n\s*Valid options:([\s\S]*?)See\s/.exec(help)?.[1] ?? '')
+      .replace(/\(DEPRECATED\)/g, '')
+      .split(/[\s,.]+/)
+      .filter((word) => word !== ''),
+  )
+  return { flags, features }
+}
+
+test("compose's Prometheus and Alertmanager are the releases the tests run, with flags they have", () => {
+  const { services } = composeConfig()
+  const images: Array<[string, RegExp, string]> = [
+    // Prometheus' 3.5 long-term-support line.
+    ['prometheus', /^prom\/prometheus:v(3\.5\.\d+)$/, toolPath('prometheus')],
+    ['alertmanager', /^prom\/alertmanager:v(\d+\.\d+\.\d+)$/, toolPath('prometheus-alertmanager')],
+  ]
+  for (const [name, pattern, bin] of images) {
+    const tag = pattern.exec(services[name].image ?? '')
+    assert.ok(tag, `${name}: ${services[name].image}`)
+    assert.equal(tag[1], releaseOf(bin), `${name}: the image is not the release ${bin} tests`)
+    const { flags, features } = helpOf(bin)
+    for (const arg of services[name].command ?? []) {
+      const [flag, value] = arg.replace(/^--/, '').split(/=(.*)/s)
+      assert.ok(flags.has(flag), `${name}: ${bin} --help has no --${flag}`)
+      if (flag === 'enable-feature') {
+        for (const feature of value.split(',')) {
+          assert.ok(features.has(feature), `${name}: no feature ${feature} in ${[...features]}`)
+        }
+      }
+    }
+  }
+  assert.ok(
+    services.prometheus.command?.includes('--enable-feature=exemplar-storage'),
+    'exemplar storage',
+  )
+  // Prometheus 3's image ships no console templates or libraries to point these at.
+  assert.deepEqual(
+    services.prometheus.command?.filter((arg) => arg.startsWith('--web.console.')),
+    [],
+  )
 })
 
 test('published ports bind 127.0.0.1 unless BIND_ADDRESS says otherwise; /metrics is not published', () => {

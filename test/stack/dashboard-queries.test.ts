@@ -296,7 +296,11 @@ async function waitForNewStarts(workerIds: string[], since: number): Promise<num
   return Date.now() / 1000
 }
 
-/** Waits for a scrape at least `seconds` after `time`; its time ends the range queried. */
+/**
+ * Waits for a scrape at least `seconds` after `time`; its time ends the range queried. The mark
+ * falls on the first step at or after the new start time, up to a step after it, and the range's
+ * end is aligned down by up to a step: callers wait two steps past `time` so the mark is inside.
+ */
 async function scrapePast(time: number, seconds: number): Promise<number> {
   return waitFor(
     `a scrape ${seconds} s after ${time}`,
@@ -322,13 +326,27 @@ function events(times: number[], stepSeconds: number): number[] {
 test('a worker killed and restarted by PM2 is one annotation, on that worker only', async () => {
   const victim = (await app.list()).find((p) => p.workerId === '2')
   assert.ok(victim)
+  // The coarse step compares the new start time with those of the 5 minutes up to a step
+  // earlier: Prometheus must hold the old one from before then, or there is nothing to compare
+  // with and no mark. A fast setup (Prometheus 3 scrapes the app within a second of its start)
+  // reaches this point sooner than that.
+  await waitFor(
+    "worker 2's start time held for longer than a coarse step",
+    async () =>
+      (
+        await prom.query(
+          `process_start_time_seconds{job="${JOB}",worker_id="2"} offset ${COARSE_STEP_SECONDS + GRAFANA_INTERVAL_SECONDS}s`,
+        )
+      ).length === 1,
+    { timeoutMs: 60_000, intervalMs: 250 },
+  )
   const from = Math.floor(Date.now() / 1000) - 120
   const killedAt = Date.now() / 1000
   process.kill(victim.pid, 'SIGKILL')
   await app.waitOnline(5)
   const seenBy = await waitForNewStarts(['2'], killedAt)
   const steps = [GRAFANA_INTERVAL_SECONDS, COARSE_STEP_SECONDS]
-  const to = await scrapePast(seenBy, Math.max(...steps))
+  const to = await scrapePast(seenBy, 2 * Math.max(...steps))
 
   for (const step of steps) {
     const marks = await restartMarks(from, to, step)
@@ -356,7 +374,7 @@ test('pm2 reload marks every worker once', async () => {
   await app.waitOnline(5)
   const seenBy = await waitForNewStarts(WORKERS, reloadAt)
   const step = GRAFANA_INTERVAL_SECONDS
-  const to = await scrapePast(seenBy, step)
+  const to = await scrapePast(seenBy, 2 * step)
   const marks = await restartMarks(from, to, step)
   assert.deepEqual([...marks.keys()].sort(), WORKERS)
   for (const [worker, times] of marks) {

@@ -83,8 +83,13 @@ async function main() {
     }
     console.log(JSON.stringify(figures))
     const kib = (b: number) => (b / 1024).toFixed(1)
+    const { version } = (
+      JSON.parse((await httpGet(`${prom.url}/api/v1/status/buildinfo`)).body) as {
+        data: { version: string }
+      }
+    ).data
     const block = [
-      `Measured ${new Date().toISOString().slice(0, 16)}Z with Prometheus 2.42 (Debian) on 2 cores: ` +
+      `Measured ${new Date().toISOString().slice(0, 16)}Z with Prometheus ${version} (Debian) on 2 cores: ` +
         `${PODS} targets of ${series} series each (the app's real /metrics, 5 workers, after a ` +
         `route mix), 5 s scrapes for ${MINUTES} minutes:`,
       '',

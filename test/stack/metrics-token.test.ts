@@ -60,8 +60,18 @@ test('the override merges: the token goes to webapp and Prometheus as a secret',
     prometheus.secrets?.map((s) => s.source),
     ['metrics_token'],
   )
-  assert.ok(
-    prometheus.command?.includes('--config.file=/etc/prometheus/prometheus.metrics-token.yml'),
+  // Compose replaces a command whole: the override's is the base one with only the config file
+  // swapped, so exemplar storage and retention stay.
+  const base = readYaml<{ services: { prometheus: { command: string[] } } }>(
+    join(ROOT, 'docker-compose.yml'),
+  ).services.prometheus.command
+  assert.deepEqual(
+    prometheus.command,
+    base.map((flag) =>
+      flag.startsWith('--config.file=')
+        ? '--config.file=/etc/prometheus/prometheus.metrics-token.yml'
+        : flag,
+    ),
   )
   const mounts = (prometheus.volumes ?? []).map((v) => String(v))
   assert.ok(mounts.some((v) => v.endsWith(':/etc/prometheus/prometheus.metrics-token.yml:ro')))

@@ -1,5 +1,6 @@
 // GET /metrics: the exposition in the format the scrape asks for (OpenMetrics 1.0 when its
-// Accept header prefers it, as Prometheus' does; the Prometheus text format otherwise),
+// Accept header prefers it, as Prometheus' does; the Prometheus text format otherwise, under
+// the version the scrape prefers), with a Content-Type naming what was sent,
 // gzip-compressed when the client accepts it, optionally behind a bearer token. Scrapes that
 // arrive while an answer in the same format and encoding is being made share it.
 import { promisify } from 'node:util'
@@ -7,7 +8,7 @@ import { constants, gzip } from 'node:zlib'
 import bearerAuth from '@fastify/bearer-auth'
 import type { FastifyInstance } from 'fastify'
 import Negotiator from 'negotiator'
-import { CONTENT_TYPES, type ExpositionFormat, negotiateFormat } from '../../cluster/exposition'
+import { type ExpositionFormat, negotiate } from '../../cluster/exposition'
 
 const gzipAsync = promisify(gzip)
 
@@ -81,14 +82,14 @@ export async function metricsRoute(
     options.path,
     { config: { disableMetrics: options.measure !== true }, logLevel: 'warn' },
     async (request, reply) => {
-      const format = negotiateFormat(request.headers.accept)
+      const { format, contentType } = negotiate(request.headers.accept)
       const timeout = request.headers['x-prometheus-scrape-timeout-seconds']
       const compress = new Negotiator(request).encoding(['gzip', 'identity']) === 'gzip'
       const body = await answer(
         { format, scrapeTimeoutSeconds: Array.isArray(timeout) ? timeout[0] : timeout },
         compress,
       )
-      reply.type(CONTENT_TYPES[format]).header('Vary', 'Accept, Accept-Encoding')
+      reply.type(contentType).header('Vary', 'Accept, Accept-Encoding')
       if (compress) reply.header('Content-Encoding', 'gzip')
       return reply.send(body)
     },

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Fetches Debian's Prometheus 3.5 LTS (`prometheus`, `promtool`) and the Alertmanager of the
+# same generation (0.28, `prometheus-alertmanager` with amtool) from newer Debian suites than
+# this machine's, and unpacks them into .tools/prometheus-3/ for the tests (harness/tools.ts
+# prefers them). Nothing is installed: apt reads a temporary sources list and its own state
+# directory, `apt-get download` fetches the .deb files, `dpkg-deb -x` unpacks them. The
+# binaries are static Go programs that need only libc 2.34, so they run on bookworm.
+#
+# Idempotent: does nothing when the unpacked binaries already report the wanted series.
+# Series (upstream version prefixes) and suites can be overridden for a later move:
+#   PROMETHEUS3_SERIES=3.5.  ALERTMANAGER_SERIES=0.28.  PROMETHEUS3_SUITES="forky sid trixie"
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest=${PROMETHEUS3_DIR:-$root/.tools/prometheus-3}
+prometheus_series=${PROMETHEUS3_SERIES:-3.5.}
+alertmanager_series=${ALERTMANAGER_SERIES:-0.28.}
+# forky (testing) and sid carry Prometheus 3.5; trixie carries Alertmanager 0.28.
+suites=${PROMETHEUS3_SUITES:-forky sid trixie}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
+# `<tool>, version 3.5.3+ds1 (branch: ...)` -> 0 when the binary exists and is of the series.
+has_series() {
+  local bin=$1 series=$2
+  [ -x "$bin" ] || return 1
+  "$bin" --version 2>&1 | head -n 1 | grep -q "version ${series//./\\.}"
+}
+
+if has_series "$dest/usr/bin/prometheus" "$prometheus_series" &&
+  has_series "$dest/usr/bin/promtool" "$prometheus_series" &&
+  has_series "$dest/usr/bin/prometheus-alertmanager" "$alertmanager_series" &&
+  has_series "$dest/usr/bin/amtool" "$alertmanager_series"; then
+  exit 0
+fi
+
+for tool in apt-get apt-cache dpkg-deb dpkg; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "fetch-prometheus3: needs $tool (Debian's apt and dpkg)" >&2
+    exit 1
+  }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
+arch=$(dpkg --print-architecture)
+for suite in $suites; do
+  echo "deb [arch=$arch signed-by=$keyring] $mirror $suite main"
+done >"$work/sources.list"
+
+# apt with only the temporary list and state: the machine's own sources, lists and cache are
+# neither read nor changed. As root, apt would download as its `_apt` user, who cannot write
+# into this private directory, so the download runs as root (the files are checked against
+# the signed Release file either way).
+apt_opts=(
+  -o "Dir::Etc::sourcelist=$work/sources.list"
+  -o "Dir::Etc::sourceparts=-"
+  -o "Dir::State::Lists=$work/lists"
+  -o "Dir::Cache=$work/cache"
+  -o "APT::Sandbox::User=root"
+  -o "Debug::NoLocking=1"
+)
+echo "fetch-prometheus3: reading the package lists of: $suites"
+apt-get "${apt_opts[@]}" -qq update
+
+# The newest version of `package` whose upstream version starts with `series`.
+newest_of_series() {
+  local package=$1 series=$2 best='' version
+  while read -r version; do
+    [[ ${version#*:} == "$series"* ]] || continue
+    if [ -z "$best" ] || dpkg --compare-versions "$version" gt "$best"; then best=$version; fi
+  done < <(apt-cache "${apt_opts[@]}" madison "$package" | awk -F'|' '{gsub(/ /, "", $2); print $2}')
+  if [ -z "$best" ]; then
+    echo "fetch-prometheus3: no $package ${series}x in Debian $suites" >&2
+    return 1
+  fi
+  echo "$best"
+}
+
+prometheus_version=$(newest_of_series prometheus "$prometheus_series")
+promtool_version=$(newest_of_series promtool "$prometheus_series")
+alertmanager_version=$(newest_of_series prometheus-alertmanager "$alertmanager_series")
+echo "fetch-prometheus3: prometheus $prometheus_version, promtool $promtool_version," \
+  "prometheus-alertmanager $alertmanager_version"
+
+(
+  cd "$work/debs"
+  apt-get "${apt_opts[@]}" -qq download \
+    "prometheus=$prometheus_version" \
+    "promtool=$promtool_version" \
+    "prometheus-alertmanager=$alertmanager_version"
+)
+for deb in "$work"/debs/*.deb; do
+  dpkg-deb -x "$deb" "$work/root"
+done
+
+# The unpacked tree must run here before it replaces what was there.
+for bin in prometheus promtool prometheus-alertmanager amtool; do
+  "$work/root/usr/bin/$bin" --version >/dev/null 2>&1 || {
+    echo "fetch-prometheus3: the unpacked $bin does not run on this machine" >&2
+    exit 1
+  }
+done
+{
+  echo "prometheus $prometheus_version"
+  echo "promtool $promtool_version"
+  echo "prometheus-alertmanager $alertmanager_version"
+} >"$work/root/VERSIONS"
+
+rm -rf "$dest"
+mkdir -p "$(dirname "$dest")"
+mv "$work/root" "$dest"
+echo "fetch-prometheus3: unpacked into $dest:"
+"$dest/usr/bin/prometheus" --version 2>&1 | head -n 1
+"$dest/usr/bin/prometheus-alertmanager" --version 2>&1 | head -n 1
