@@ -11,6 +11,8 @@ export interface LoadOptions {
   durationSeconds: number
   connections?: number
   path?: string
+  /** Paths sent in turn instead of `path` (keep-alive load only). */
+  paths?: readonly string[]
 }
 
 export interface LoadTally {
@@ -106,9 +108,11 @@ export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
   let timeouts = 0
   let stopped = false
   const pending: Promise<void>[] = []
-  const one = () =>
+  const targets = (options.paths ?? [options.path ?? '/']).map((path) => new URL(path, options.url))
+  const one = (n: number) =>
     new Promise<void>((resolve) => {
-      const req = request(target, { agent, timeout: 10_000 }, (res) => {
+      const url = targets[n % targets.length]
+      const req = request(url, { agent, timeout: 10_000 }, (res) => {
         res.resume()
         res.on('end', () => {
           const status = res.statusCode ?? 0
@@ -137,8 +141,8 @@ export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
         Math.floor(((performance.now() - started) / 1000) * options.rate) + 1,
       )
       while (!stopped && issued < due) {
+        pending.push(one(issued))
         issued++
-        pending.push(one())
       }
       if (stopped || issued >= amount) resolve()
       else setTimeout(tick, 5)

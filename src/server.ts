@@ -34,7 +34,12 @@ async function main(): Promise<void> {
         onHardStop: (requests) =>
           app.log.warn({ requests }, 'requests still running at the end of the grace were cut off'),
       })
-      await app.close()
+      try {
+        await app.close()
+      } catch (err) {
+        app.log.error({ err }, 'closing the app failed')
+        throw err
+      }
       if (fatal !== undefined) process.exit(1)
     },
   )

@@ -1,0 +1,187 @@
+// Stops under the traffic a service really gets: keep-alive clients sending 200s, 404s (matched
+// and unmatched), 400s and slow requests, through `pm2 reload`, `pm2 restart`, stop + start and
+// scale 8 → 3, against real PM2 and a real Prometheus scraping every second. What must hold:
+// every answered request is counted once in what Prometheus stored, no worker exits with a
+// non-zero code, no client meets a reset, and after the scale exactly PM2's live workers are
+// expected.
+import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { gaugeValue, scrape } from '../../harness/exposition'
+import { describeTally, type LoadTally, startKeepAliveLoad } from '../../harness/load'
+import { sleep, waitFor } from '../../harness/net'
+import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
+
+const SCRAPE_INTERVAL_SECONDS = 1
+/** One request in six is slow, up to 2.5 s: some are in flight whenever a stop begins. */
+const TRAFFIC = [
+  '/items/1',
+  '/items/99', // 404 from the handler
+  '/no-such-route', // 404 from the router
+  '/items/abc', // 400 from the schema
+  '/',
+  '/slow?ms=2500',
+  '/items/2',
+  '/slow?ms=600',
+  '/items/abc',
+  '/no-such-route',
+  '/',
+  '/slow?ms=1200',
+]
+
+let app: Pm2App
+let prometheus: PrometheusServer
+
+before(async () => {
+  app = await startPm2App({ instances: 5, env: { METRICS_GATHER_TIMEOUT_MS: '5000' } })
+  prometheus = await startPrometheus(`
+global:
+  scrape_interval: ${SCRAPE_INTERVAL_SECONDS}s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: webapp
+    static_configs:
+      - targets: ['127.0.0.1:${app.port}']
+`)
+})
+after(async () => {
+  await prometheus?.stop()
+  await app?.stop()
+})
+
+async function lastScrapeAt(): Promise<number> {
+  const [sample] = await prometheus.query('timestamp(up{job="webapp"})')
+  return sample === undefined ? 0 : Number(sample.value?.[1])
+}
+
+/** Waits until Prometheus has scraped `count` more times; returns the newest scrape's time. */
+async function scrapesPass(count: number): Promise<number> {
+  const from = await lastScrapeAt()
+  return waitFor(
+    `${count} more scrapes`,
+    async () => {
+      const at = await lastScrapeAt()
+      return at >= from + (count - 0.5) * SCRAPE_INTERVAL_SECONDS ? at : undefined
+    },
+    { timeoutMs: (count + 10) * SCRAPE_INTERVAL_SECONDS * 1000, intervalMs: 250 },
+  )
+}
+
+/** Runs `operation` under the traffic mix; returns what the clients saw. */
+async function underTraffic(operation: () => Promise<void>): Promise<LoadTally> {
+  const load = startKeepAliveLoad({
+    url: app.baseUrl,
+    paths: TRAFFIC,
+    rate: 60,
+    durationSeconds: 120, // bound only: stopped once the operation is done
+    connections: 12,
+  })
+  await sleep(2000)
+  await operation()
+  await sleep(2000)
+  load.stop()
+  return load.done
+}
+
+/** Worker exits PM2 logged with a code other than 0 since the app started. */
+function abnormalExits(): string[] {
+  const log = readFileSync(join(app.home, 'pm2.log'), 'utf8')
+  return log.split('\n').filter((line) => /exited with code \[(?!0\])\d+\]/.test(line))
+}
+
+/** The workers' own error lines, to explain an abnormal exit. */
+function workerErrors(): string {
+  const logs = join(app.home, 'logs')
+  return readdirSync(logs)
+    .filter((name) => name.endsWith('.log'))
+    .map((name) => readFileSync(join(logs, name), 'utf8'))
+    .join('\n')
+    .slice(-4000)
+}
+
+/** Sum of every request series' raw deltas between two times, as increase() adds them. */
+async function countedBetween(from: number, to: number): Promise<{ deltas: number; drops: string[] }> {
+  const seconds = Math.ceil(to - from) + 1
+  const series = await prometheus.query(`http_requests_total{route!="/health"}[${seconds}s]`, to)
+  let deltas = 0
+  const drops: string[] = []
+  for (const s of series) {
+    let previous = 0 // no request series but /health exists before the traffic starts
+    for (const [, raw] of s.values ?? []) {
+      const v = Number(raw)
+      if (v < previous) drops.push(JSON.stringify(s.metric))
+      deltas += v >= previous ? v - previous : v
+      previous = v
+    }
+  }
+  return { deltas, drops }
+}
+
+test('reload, restart, stop + start and scale 8 → 3 under mixed keep-alive traffic lose and double nothing', {
+  timeout: 600_000,
+}, async (t) => {
+  const baselineAt = await scrapesPass(2)
+  const tallies: Array<[string, LoadTally]> = []
+
+  tallies.push([
+    'reload',
+    await underTraffic(async () => {
+      await app.pm2('reload', app.name)
+      await app.waitOnline(5)
+    }),
+  ])
+  tallies.push([
+    'restart',
+    await underTraffic(async () => {
+      await app.pm2('restart', app.name)
+      await app.waitOnline(5)
+    }),
+  ])
+  // No client is sent to a stopped app: the traffic runs up to the stop and after the start.
+  tallies.push(['before stop', await underTraffic(async () => {})])
+  await app.pm2('stop', app.name)
+  await scrapesPass(1)
+  await app.pm2('start', app.name)
+  await app.waitOnline(5)
+  tallies.push(['after start', await underTraffic(async () => {})])
+  tallies.push([
+    'scale 8 → 3',
+    await underTraffic(async () => {
+      await app.pm2('scale', app.name, '8')
+      await app.waitOnline(8)
+      await sleep(2000)
+      await app.pm2('scale', app.name, '3')
+      await app.waitOnline(3)
+    }),
+  ])
+  const finalAt = await scrapesPass(3)
+
+  const answered = tallies.reduce(
+    (sum, [, tally]) => sum + [...tally.statuses.values()].reduce((a, b) => a + b, 0),
+    0,
+  )
+  const { deltas, drops } = await countedBetween(baselineAt, finalAt)
+  const ratio = deltas / answered
+  for (const [name, tally] of tallies) t.diagnostic(`${name}: ${describeTally(tally)}`)
+  t.diagnostic(`answered ${answered}, counted in Prometheus ${deltas}, ratio ${ratio.toFixed(4)}`)
+
+  assert.deepEqual(abnormalExits(), [], workerErrors())
+  for (const [name, tally] of tallies) {
+    assert.equal(tally.errors + tally.unanswered, 0, `${name}: ${describeTally(tally)}`)
+    // The mix really reached the workers: every kind of answer came back.
+    for (const status of [200, 400, 404]) assert.ok(tally.statuses.get(status), `${name}: ${status}`)
+  }
+  assert.deepEqual(drops, [])
+  assert.ok(Math.abs(ratio - 1) <= 0.001, `counted ÷ answered = ${ratio}`)
+
+  // After the scale, every scrape expects exactly the workers PM2 runs.
+  const live = (await app.list()).filter((p) => p.status === 'online').map((p) => p.workerId)
+  assert.equal(live.length, 3)
+  for (let i = 0; i < 5; i++) {
+    const text = await scrape(app.baseUrl)
+    assert.equal(gaugeValue(text, 'cluster_metrics_workers_expected'), 3, text.slice(-600))
+    assert.equal(gaugeValue(text, 'cluster_metrics_workers_answered'), 3)
+  }
+})
