@@ -7,6 +7,14 @@
 // renders the live values plus the carried base (prom-client renders any registered object
 // with a name, help, type and get()). With no base the wrapper returns the live values as is.
 import type { Metric, Registry } from 'prom-client'
+import {
+  asRenderable,
+  type MetricData,
+  type RenderableMetric,
+  renderedData,
+  seriesLabelsOf,
+  upperBoundsOf,
+} from '../lib/prom-client-internals'
 
 export interface CarriedValue {
   /** Sample name for histograms (`_bucket`, `_sum`, `_count`); absent for counters. */
@@ -19,32 +27,6 @@ export interface CarriedFamily {
   name: string
   type: 'counter' | 'histogram'
   values: CarriedValue[]
-}
-
-interface RenderedValue {
-  metricName?: string
-  labels: Record<string, string | number>
-  sharedLabels?: Record<string, string | number>
-  value: number
-  [extra: string]: unknown
-}
-
-interface RenderedMetric {
-  name: string
-  help: string
-  type: string
-  aggregator: string
-  values: RenderedValue[]
-}
-
-interface PromMetric {
-  name: string
-  help: string
-  type: string
-  aggregator: string
-  upperBounds?: number[]
-  get(): Promise<RenderedMetric>
-  getForPromString?(): Promise<RenderedMetric>
 }
 
 /** A carried base: its values in render order, and where each series' value sits. */
@@ -61,24 +43,23 @@ class CarriedMetric {
 
   constructor(
     public name: string,
-    readonly inner: PromMetric,
+    readonly inner: RenderableMetric,
   ) {
     this.help = inner.help
     this.type = inner.type
     this.aggregator = inner.aggregator
   }
 
-  get upperBounds(): number[] | undefined {
-    return this.inner.upperBounds
+  get upperBounds(): readonly number[] {
+    return upperBoundsOf(this.inner)
   }
 
-  async get(): Promise<RenderedMetric> {
+  async get(): Promise<MetricData> {
     return this.withBase(await this.inner.get())
   }
 
-  async getForPromString(): Promise<RenderedMetric> {
-    const inner = this.inner
-    return this.withBase(await (inner.getForPromString ?? inner.get).call(inner))
+  async getForPromString(): Promise<MetricData> {
+    return this.withBase(await renderedData(this.inner))
   }
 
   reset(): void {
@@ -100,16 +81,14 @@ class CarriedMetric {
     this.base = { values: merged, indexByKey }
   }
 
-  private withBase(rendered: RenderedMetric): RenderedMetric {
+  private withBase(rendered: MetricData): MetricData {
     const base = this.base
     // The metric's own name: a registry may rename counters for OpenMetrics.
     rendered.name = this.name
     if (base === undefined) return rendered
     const used = new Set<number>()
     const values = rendered.values.map((value) => {
-      const labels =
-        value.sharedLabels === undefined ? value.labels : { ...value.sharedLabels, ...value.labels }
-      const at = base.indexByKey.get(seriesKey(value.metricName, labels))
+      const at = base.indexByKey.get(seriesKey(value.metricName, seriesLabelsOf(value)))
       if (at === undefined) return value
       used.add(at)
       return { ...value, value: value.value + base.values[at].value }
@@ -139,8 +118,9 @@ export class CarriedMetrics {
    */
   constructor(registry: Registry, names: readonly string[]) {
     for (const name of names) {
-      const metric = registry.getSingleMetric(name) as unknown as PromMetric | undefined
-      if (metric === undefined) continue
+      const found = registry.getSingleMetric(name)
+      if (found === undefined) continue
+      const metric = asRenderable(found)
       if (metric.type !== 'counter' && metric.type !== 'histogram') {
         throw new TypeError(
           `only counters and histograms can be carried, ${name} is a ${metric.type}`,
@@ -182,7 +162,7 @@ export class CarriedMetrics {
       if (metric.type !== family.type)
         return `${family.name} is a ${metric.type}, not a ${family.type}`
       if (family.type !== 'histogram') continue
-      const bounds = new Set((metric.upperBounds ?? []).map(String))
+      const bounds = new Set(metric.upperBounds.map(String))
       bounds.add('+Inf')
       for (const value of family.values) {
         const le = value.labels.le
