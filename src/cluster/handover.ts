@@ -2,11 +2,22 @@
 // worker id. It is a file in the private socket directory, so it reaches a successor that is
 // already running (pm2 reload) and one that starts later (pm2 restart, stop then start) alike.
 // Written atomically (rename), read once (unlinked before use: a crash can lose a handover,
-// which resets the series, but never apply one twice).
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+// which resets the series, but never apply one twice). Whatever is found at its path is read
+// as untrusted: only a bounded regular file, and anything refused is moved aside.
+import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import type { CarriedFamily, CarriedValue } from './carried-metrics'
+import { moveAside, RefusedFileError, readRegularFile } from './untrusted-file'
+
+export { moveAside }
 
 const VERSION = 1
+
+/**
+ * The largest handover file read. The plugin's own handovers take about 160 bytes per value,
+ * so this holds tens of thousands of series; the limit is there so that a stray file cannot
+ * make a worker allocate without bound.
+ */
+export const MAX_HANDOVER_BYTES = 8 * 1024 * 1024
 
 export interface Handover {
   /** Which app and port the series belong to: a handover never crosses them. */
@@ -28,15 +39,42 @@ export function writeHandover(path: string, handover: Handover): void {
 }
 
 /**
- * Takes the handover at `path`: reads it, removes it, and returns it validated; `undefined` if
- * there is none. Throws `MalformedHandoverError` (after removing it) if it cannot be used.
+ * Reads and validates the handover at `path` without removing it. Throws
+ * `MalformedHandoverError` naming the problem for anything that is not a valid handover file
+ * (a link, FIFO, directory, a file above `MAX_HANDOVER_BYTES`, bad content), and the original
+ * ENOENT error when there is none.
  */
-export function takeHandover(path: string): Handover | undefined {
+export function readHandoverFile(path: string): Handover {
+  let bytes: Buffer
+  try {
+    bytes = readRegularFile(path, MAX_HANDOVER_BYTES)
+  } catch (err) {
+    if (err instanceof RefusedFileError) {
+      throw new MalformedHandoverError(`handover ${path} ${err.message}`, { cause: err })
+    }
+    throw err
+  }
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new MalformedHandoverError(`handover ${path} is not UTF-8 text`)
+  }
+  return parseHandover(text)
+}
+
+/**
+ * Takes the handover at `path`: reads it, removes it, and returns it validated; `undefined` if
+ * there is none. A refused one is moved aside (see `moveAside`) before `MalformedHandoverError`
+ * is thrown, so it is refused once and never blocks a later start.
+ */
+export function takeHandover(path: string): Handover | undefined {
+  let handover: Handover
+  try {
+    handover = readHandoverFile(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    if (err instanceof MalformedHandoverError) moveAside(path, err.message)
     throw err
   }
   try {
@@ -46,7 +84,7 @@ export function takeHandover(path: string): Handover | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
-  return parseHandover(text)
+  return handover
 }
 
 export function parseHandover(text: string): Handover {

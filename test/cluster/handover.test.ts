@@ -1,14 +1,47 @@
 // The handover file: written atomically, taken once, and refused when it is not what a
 // stopping process writes.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { parseHandover, takeHandover, writeHandover } from '../../src/cluster/handover'
+import {
+  MAX_HANDOVER_BYTES,
+  parseHandover,
+  readHandoverFile,
+  takeHandover,
+  writeHandover,
+} from '../../src/cluster/handover'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
+let paths = 0
+
+/** A handover path of its own, in a directory of its own, for each test. */
+function newPath(): string {
+  const own = join(dir, `d${paths++}`)
+  mkdirSync(own)
+  return join(own, '1.handover.json')
+}
+
+/** The entries `takeHandover` moved aside from `path`. */
+function refusedBeside(path: string): string[] {
+  const own = join(path, '..')
+  return readdirSync(own)
+    .filter((name) => name.startsWith('1.handover.json.refused-'))
+    .map((name) => join(own, name))
+}
 
 const handover = {
   scope: 'webapp:5000',
@@ -67,9 +100,71 @@ test('malformed handovers are refused with the reason', () => {
   }
 })
 
-test('a malformed handover file is removed when taken, so it is refused only once', () => {
-  const path = join(dir, '2.handover.json')
+test('a malformed handover file is moved aside when taken, so it is refused only once', () => {
+  const path = newPath()
   writeFileSync(path, '{"version":1')
   assert.throws(() => takeHandover(path), /not JSON/)
   assert.equal(existsSync(path), false)
+  const [refused] = refusedBeside(path)
+  assert.equal(readFileSync(refused, 'utf8'), '{"version":1')
+  assert.equal(takeHandover(path), undefined)
+})
+
+test('a FIFO at the handover path is refused at once, and moved aside', () => {
+  const path = newPath()
+  execFileSync('mkfifo', [path])
+  assert.throws(() => readHandoverFile(path), /^MalformedHandoverError: handover .* is a FIFO$/)
+  assert.throws(() => takeHandover(path), /is a FIFO/)
+  assert.equal(existsSync(path), false)
+  const refused = refusedBeside(path)
+  assert.equal(refused.length, 1)
+  assert.ok(lstatSync(refused[0]).isFIFO())
+  assert.equal(takeHandover(path), undefined)
+})
+
+test('a symbolic link at the handover path is refused without being followed', () => {
+  const path = newPath()
+  // Followed, it would be read until the size limit, or for ever without one.
+  symlinkSync('/dev/zero', path)
+  assert.throws(() => readHandoverFile(path), /is a symbolic link$/)
+  assert.throws(() => takeHandover(path), /is a symbolic link$/)
+  const refused = refusedBeside(path)
+  assert.equal(refused.length, 1)
+  assert.ok(lstatSync(refused[0]).isSymbolicLink())
+})
+
+test('a directory at the handover path is refused and moved aside, so later starts go on', () => {
+  const path = newPath()
+  mkdirSync(path)
+  writeFileSync(join(path, 'inside'), 'x')
+  assert.throws(() => takeHandover(path), /is a directory$/)
+  assert.equal(existsSync(path), false)
+  const refused = refusedBeside(path)
+  assert.deepEqual(readdirSync(refused[0]), ['inside'])
+  assert.equal(takeHandover(path), undefined)
+})
+
+test('a handover file above the size limit is refused by its size, unread', () => {
+  const path = newPath()
+  writeFileSync(path, Buffer.alloc(MAX_HANDOVER_BYTES + 1, 0x20))
+  assert.throws(
+    () => readHandoverFile(path),
+    /is 8 MiB \(8388609 bytes\), above the limit of 8 MiB$/,
+  )
+  // One byte less is read: it is refused for what it holds, not for its size.
+  writeFileSync(path, Buffer.alloc(MAX_HANDOVER_BYTES, 0x20))
+  assert.throws(() => readHandoverFile(path), /not JSON/)
+})
+
+test('a handover file that is not UTF-8 is refused', () => {
+  const path = newPath()
+  writeFileSync(path, Buffer.from([0x7b, 0xff, 0x7d]))
+  assert.throws(() => readHandoverFile(path), /is not UTF-8 text$/)
+})
+
+test('no handover file throws the original ENOENT, which takeHandover reads as none', () => {
+  const path = newPath()
+  assert.throws(() => readHandoverFile(path), { code: 'ENOENT' })
+  assert.equal(takeHandover(path), undefined)
+  assert.deepEqual(refusedBeside(path), [])
 })
