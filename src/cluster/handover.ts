@@ -4,13 +4,15 @@
 // Written atomically (rename), read once (unlinked before use: a crash can lose a handover,
 // which resets the series, but never apply one twice). Whatever is found at its path is read
 // as untrusted: only a bounded regular file, and anything refused is moved aside.
+import { randomBytes } from 'node:crypto'
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import type { CarriedFamily, CarriedValue } from './carried-metrics'
 import { moveAside, RefusedFileError, readRegularFile } from './untrusted-file'
 
 export { moveAside }
 
-const VERSION = 1
+/** 2 added `instance` and `writtenAt`; a file of another version is refused. */
+const VERSION = 2
 
 /**
  * The largest handover file read. The plugin's own handovers take about 160 bytes per value,
@@ -19,23 +21,60 @@ const VERSION = 1
  */
 export const MAX_HANDOVER_BYTES = 8 * 1024 * 1024
 
+/**
+ * A handover is for the next process, not storage: one older than this is stale (its counts
+ * were long since reset by a crash or a stop), and callers refuse it.
+ */
+export const MAX_HANDOVER_AGE_MS = 10 * 60 * 1000
+
+/**
+ * How far in the future `writtenAt` may lie. Writer and reader share the host's clock, so a
+ * handover from the future means the clock was stepped back (NTP) or the file was not written
+ * by a process of this app; a small step is tolerated, a larger one refuses the handover.
+ */
+export const MAX_HANDOVER_CLOCK_STEP_MS = 60 * 1000
+
+/** This process' own token: tells its handover from one of an earlier process with its pid. */
+export const PROCESS_INSTANCE = randomBytes(12).toString('base64url')
+
+const INSTANCE_PATTERN = /^[A-Za-z0-9_-]{6,64}$/
+
 export interface Handover {
   /** Which app and port the series belong to: a handover never crosses them. */
   scope: string
   workerId: string
   /** The process that wrote it. */
   pid: number
+  /** The writing process' random token (`PROCESS_INSTANCE`): pids are reused, this is not. */
+  instance: string
+  /** When it was written, in epoch ms (see `handoverAge`). */
+  writtenAt: number
   families: CarriedFamily[]
 }
+
+/** A handover as a writer gives it: its instance and the time are filled in when absent. */
+export type HandoverContent = Omit<Handover, 'instance' | 'writtenAt'> &
+  Partial<Pick<Handover, 'instance' | 'writtenAt'>>
 
 export class MalformedHandoverError extends Error {
   override name = 'MalformedHandoverError'
 }
 
-export function writeHandover(path: string, handover: Handover): void {
+/** Writes `handover` to `path` atomically (a temporary file renamed over it), readable by us only. */
+export function writeHandover(path: string, handover: HandoverContent): void {
+  const complete: Handover = {
+    ...handover,
+    instance: handover.instance ?? PROCESS_INSTANCE,
+    writtenAt: handover.writtenAt ?? Date.now(),
+  }
   const temporary = `${path}.${process.pid}.tmp`
-  writeFileSync(temporary, JSON.stringify({ version: VERSION, ...handover }), { mode: 0o600 })
+  writeFileSync(temporary, JSON.stringify({ version: VERSION, ...complete }), { mode: 0o600 })
   renameSync(temporary, path)
+}
+
+/** How long ago `handover` was written, in ms; callers refuse it above `MAX_HANDOVER_AGE_MS`. */
+export function handoverAge(handover: Handover, now = Date.now()): number {
+  return now - handover.writtenAt
 }
 
 /**
@@ -87,7 +126,11 @@ export function takeHandover(path: string): Handover | undefined {
   return handover
 }
 
-export function parseHandover(text: string): Handover {
+/**
+ * Validates a handover file's text. Throws `MalformedHandoverError` naming the problem, including
+ * for a `writtenAt` more than `MAX_HANDOVER_CLOCK_STEP_MS` after `now`.
+ */
+export function parseHandover(text: string, now = Date.now()): Handover {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -98,10 +141,20 @@ export function parseHandover(text: string): Handover {
     throw new MalformedHandoverError(`malformed handover: ${what}`)
   }
   if (!isObject(parsed)) return fail('not an object')
-  if (parsed.version !== VERSION) fail(`version ${String(parsed.version)} is not ${VERSION}`)
+  if (parsed.version !== VERSION) {
+    fail(`version ${JSON.stringify(parsed.version)}, where this process reads version ${VERSION}`)
+  }
   if (typeof parsed.scope !== 'string') fail('scope is not a string')
   if (typeof parsed.workerId !== 'string') fail('workerId is not a string')
-  if (!Number.isInteger(parsed.pid)) fail('pid is not an integer')
+  if (!isPositiveInteger(parsed.pid)) fail('pid is not a positive integer')
+  if (typeof parsed.instance !== 'string' || !INSTANCE_PATTERN.test(parsed.instance)) {
+    fail('instance is not 6 to 64 of A-Z a-z 0-9 _ -')
+  }
+  if (!isPositiveInteger(parsed.writtenAt)) fail('writtenAt is not a positive integer')
+  const ahead = (parsed.writtenAt as number) - now
+  if (ahead > MAX_HANDOVER_CLOCK_STEP_MS) {
+    fail(`writtenAt is ${Math.round(ahead / 1000)} s in the future`)
+  }
   if (!Array.isArray(parsed.families)) fail('families is not an array')
   const families = (parsed.families as unknown[]).map((family, i): CarriedFamily => {
     if (!isObject(family) || typeof family.name !== 'string') return fail(`family ${i} has no name`)
@@ -118,6 +171,8 @@ export function parseHandover(text: string): Handover {
     scope: parsed.scope as string,
     workerId: parsed.workerId as string,
     pid: parsed.pid as number,
+    instance: parsed.instance as string,
+    writtenAt: parsed.writtenAt as number,
     families,
   }
 }
@@ -143,6 +198,10 @@ function checkValue(family: string, value: unknown, fail: (what: string) => neve
   }
   if (value.metricName !== undefined) carried.metricName = value.metricName as string
   return carried
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) > 0
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -17,7 +17,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import {
+  handoverAge,
+  MAX_HANDOVER_AGE_MS,
   MAX_HANDOVER_BYTES,
+  PROCESS_INSTANCE,
   parseHandover,
   readHandoverFile,
   takeHandover,
@@ -47,6 +50,8 @@ const handover = {
   scope: 'webapp:5000',
   workerId: '1',
   pid: 4242,
+  instance: 'k3J_9-xQ',
+  writtenAt: 1_700_000_000_000,
   families: [
     {
       name: 'http_requests_total',
@@ -64,14 +69,50 @@ test('a handover is taken once, then it is gone', () => {
   assert.equal(takeHandover(path), undefined)
 })
 
+test('a written handover carries this process’ instance and the time, and is ours alone', (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_700_000_123_456 })
+  const path = newPath()
+  const { instance: _instance, writtenAt: _writtenAt, ...content } = handover
+  writeHandover(path, content)
+  assert.equal(lstatSync(path).mode & 0o777, 0o600)
+  const read = readHandoverFile(path)
+  assert.equal(read.instance, PROCESS_INSTANCE)
+  assert.match(PROCESS_INSTANCE, /^[A-Za-z0-9_-]{6,64}$/)
+  assert.equal(read.writtenAt, 1_700_000_123_456)
+})
+
+test('a handover’s age is the time since it was written; ten minutes is too old', () => {
+  const now = handover.writtenAt + 11 * 60 * 1000
+  assert.equal(handoverAge(handover, now), 660_000)
+  assert.ok(handoverAge(handover, now) > MAX_HANDOVER_AGE_MS)
+  assert.ok(handoverAge(handover, handover.writtenAt + 9 * 60 * 1000) <= MAX_HANDOVER_AGE_MS)
+})
+
+test('a handover written in the future beyond a clock step of a minute is refused', () => {
+  const text = JSON.stringify({ version: 2, ...handover })
+  assert.equal(parseHandover(text, handover.writtenAt - 60_000).writtenAt, handover.writtenAt)
+  assert.throws(
+    () => parseHandover(text, handover.writtenAt - 61_000),
+    /writtenAt is 61 s in the future/,
+  )
+})
+
 test('malformed handovers are refused with the reason', () => {
-  const valid = { version: 1, ...handover }
+  const valid = { version: 2, ...handover }
   const cases: Array<[unknown, RegExp]> = [
     ['not json', /not JSON/],
     [[], /not an object/],
-    [{ ...valid, version: 2 }, /version 2/],
+    [{ ...valid, version: 1 }, /version 1, where this process reads version 2/],
+    [{ ...valid, version: undefined }, /version undefined/],
     [{ ...valid, scope: 5 }, /scope/],
     [{ ...valid, pid: 'x' }, /pid/],
+    [{ ...valid, pid: 0 }, /pid is not a positive integer/],
+    [{ ...valid, instance: 'short' }, /instance is not/],
+    [{ ...valid, instance: 'has space' }, /instance is not/],
+    [{ ...valid, instance: 'x'.repeat(65) }, /instance is not/],
+    [{ ...valid, writtenAt: 0 }, /writtenAt is not a positive integer/],
+    [{ ...valid, writtenAt: 1.5 }, /writtenAt is not a positive integer/],
+    [{ ...valid, writtenAt: '1700000000000' }, /writtenAt is not a positive integer/],
     [{ ...valid, families: {} }, /families/],
     [{ ...valid, families: [{ name: 'g', type: 'gauge', values: [] }] }, /type gauge/],
     [
@@ -108,6 +149,14 @@ test('a malformed handover file is moved aside when taken, so it is refused only
   const [refused] = refusedBeside(path)
   assert.equal(readFileSync(refused, 'utf8'), '{"version":1')
   assert.equal(takeHandover(path), undefined)
+})
+
+test('a handover of format version 1 (an older release) is refused and moved aside', () => {
+  const path = newPath()
+  const { instance: _instance, writtenAt: _writtenAt, ...v1 } = handover
+  writeFileSync(path, JSON.stringify({ version: 1, ...v1 }))
+  assert.throws(() => takeHandover(path), /version 1, where this process reads version 2/)
+  assert.equal(refusedBeside(path).length, 1)
 })
 
 test('a FIFO at the handover path is refused at once, and moved aside', () => {
