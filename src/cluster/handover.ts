@@ -6,7 +6,8 @@
 // as untrusted: only a bounded regular file, and anything refused is moved aside.
 import { randomBytes } from 'node:crypto'
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
-import type { CarriedFamily, CarriedValue } from './carried-metrics'
+import type { CarriedFamily } from './carried-metrics'
+import { validateFamilies } from './handover-families'
 import { moveAside, RefusedFileError, readRegularFile } from './untrusted-file'
 
 export { moveAside }
@@ -20,6 +21,16 @@ const VERSION = 2
  * make a worker allocate without bound.
  */
 export const MAX_HANDOVER_BYTES = 8 * 1024 * 1024
+
+/**
+ * The most values (counter series; histogram buckets, sums and counts) a handover may hold in
+ * all. The plugin's two metrics take 1 + (buckets + 3) values per method, route and status
+ * code: 16 with the 12 default buckets, so this is about 3,000 such label sets per worker, far
+ * above a service with a hundred routes (a few hundred). It is also about what
+ * `MAX_HANDOVER_BYTES` holds at the ~165 bytes a value of the plugin's own takes: the file limit
+ * bounds the bytes read, this bounds the series built from them, however small each is.
+ */
+export const MAX_HANDOVER_SERIES = 50_000
 
 /**
  * A handover is for the next process, not storage: one older than this is stale (its counts
@@ -141,11 +152,14 @@ export function parseHandover(text: string, now = Date.now()): Handover {
     throw new MalformedHandoverError(`malformed handover: ${what}`)
   }
   if (!isObject(parsed)) return fail('not an object')
+  if (typeof parsed.version !== 'number') fail('version is not a number')
   if (parsed.version !== VERSION) {
-    fail(`version ${JSON.stringify(parsed.version)}, where this process reads version ${VERSION}`)
+    fail(`version ${parsed.version}, where this process reads version ${VERSION}`)
   }
-  if (typeof parsed.scope !== 'string') fail('scope is not a string')
-  if (typeof parsed.workerId !== 'string') fail('workerId is not a string')
+  if (!isShortText(parsed.scope)) fail(`scope is not a string of 1 to ${MAX_TEXT_CHARS} characters`)
+  if (!isShortText(parsed.workerId)) {
+    fail(`workerId is not a string of 1 to ${MAX_TEXT_CHARS} characters`)
+  }
   if (!isPositiveInteger(parsed.pid)) fail('pid is not a positive integer')
   if (typeof parsed.instance !== 'string' || !INSTANCE_PATTERN.test(parsed.instance)) {
     fail('instance is not 6 to 64 of A-Z a-z 0-9 _ -')
@@ -155,18 +169,7 @@ export function parseHandover(text: string, now = Date.now()): Handover {
   if (ahead > MAX_HANDOVER_CLOCK_STEP_MS) {
     fail(`writtenAt is ${Math.round(ahead / 1000)} s in the future`)
   }
-  if (!Array.isArray(parsed.families)) fail('families is not an array')
-  const families = (parsed.families as unknown[]).map((family, i): CarriedFamily => {
-    if (!isObject(family) || typeof family.name !== 'string') return fail(`family ${i} has no name`)
-    if (family.type !== 'counter' && family.type !== 'histogram') {
-      return fail(`${family.name} has type ${String(family.type)}`)
-    }
-    if (!Array.isArray(family.values)) return fail(`${family.name} has no values`)
-    const values = (family.values as unknown[]).map((value) =>
-      checkValue(family.name as string, value, fail),
-    )
-    return { name: family.name, type: family.type, values }
-  })
+  const families = validateFamilies(parsed.families, MAX_HANDOVER_SERIES, fail)
   return {
     scope: parsed.scope as string,
     workerId: parsed.workerId as string,
@@ -177,27 +180,11 @@ export function parseHandover(text: string, now = Date.now()): Handover {
   }
 }
 
-function checkValue(family: string, value: unknown, fail: (what: string) => never): CarriedValue {
-  if (!isObject(value)) return fail(`${family} has a value that is not an object`)
-  // Counts only grow from zero: a negative or non-finite one would corrupt the series.
-  if (typeof value.value !== 'number' || !Number.isFinite(value.value) || value.value < 0) {
-    return fail(`${family} has a value that is not a finite count`)
-  }
-  if (value.metricName !== undefined && typeof value.metricName !== 'string') {
-    return fail(`${family} has a sample name that is not a string`)
-  }
-  if (!isObject(value.labels)) return fail(`${family} has a value without labels`)
-  for (const label of Object.values(value.labels)) {
-    if (typeof label !== 'string' && typeof label !== 'number') {
-      return fail(`${family} has a label value that is not a string or number`)
-    }
-  }
-  const carried: CarriedValue = {
-    labels: value.labels as CarriedValue['labels'],
-    value: value.value,
-  }
-  if (value.metricName !== undefined) carried.metricName = value.metricName as string
-  return carried
+/** Scope and worker id are short names; a long one is not from this app, and would fill logs. */
+const MAX_TEXT_CHARS = 256
+
+function isShortText(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TEXT_CHARS
 }
 
 function isPositiveInteger(value: unknown): value is number {
