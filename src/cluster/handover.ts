@@ -124,7 +124,7 @@ export function takeHandover(path: string): Handover | undefined {
     handover = readHandoverFile(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    if (err instanceof MalformedHandoverError) moveAside(path, err.message)
+    if (err instanceof MalformedHandoverError) moveAsideOrSay(path, err)
     throw err
   }
   try {
@@ -135,6 +135,18 @@ export function takeHandover(path: string): Handover | undefined {
     throw err
   }
   return handover
+}
+
+/** Moves a refused handover aside; if that fails, the refusal says so (and is still a refusal). */
+function moveAsideOrSay(path: string, refusal: MalformedHandoverError): void {
+  try {
+    moveAside(path, refusal.message)
+  } catch (err) {
+    throw new MalformedHandoverError(
+      `${refusal.message}; it could not be moved aside: ${(err as Error).message}`,
+      { cause: err },
+    )
+  }
 }
 
 /**

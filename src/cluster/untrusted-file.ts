@@ -144,7 +144,12 @@ function removeOldRefused(path: string): void {
     .map((name) => ({ name, stamp: Number(name.slice(prefix.length)) }))
     .sort((a, b) => b.stamp - a.stamp)
   for (const { name } of stamped.slice(KEPT_REFUSED_ENTRIES)) {
-    // rm does not follow a link: a refused link goes, never what it points at.
-    rmSync(join(dir, name), { recursive: true, force: true })
+    try {
+      // rm does not follow a link: a refused link goes, never what it points at.
+      rmSync(join(dir, name), { recursive: true, force: true })
+    } catch {
+      // Best effort: an old entry that cannot be removed (e.g. a directory we may not empty)
+      // only takes room; it must not fail the start that moved a new one aside.
+    }
   }
 }
