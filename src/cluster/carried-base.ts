@@ -40,25 +40,23 @@ export class CarriedBase {
       const sums = series.values.map((value) => {
         const { le } = value.labels
         const labels = this.histogram && le !== undefined ? { ...fitted, le } : fitted
-        const key = seriesKey(value.metricName, labels)
+        // A counter's live values have no sample name: a carried one must not either.
+        const metricName = this.histogram ? value.metricName : undefined
+        const key = seriesKey(metricName, labels)
         const at = this.indexByKey.get(key)
-        return {
-          key,
-          labels,
-          value,
-          sum: (at === undefined ? 0 : this.values[at].value) + value.value,
-        }
+        const sum = (at === undefined ? 0 : this.values[at].value) + value.value
+        return { key, carried: carriedValue(metricName, labels, sum) }
       })
-      if (sums.some(({ sum }) => !Number.isFinite(sum))) {
+      if (sums.some(({ carried }) => !Number.isFinite(carried.value))) {
         dropped.push(`${family}: a series whose sum with the values already carried is not finite`)
         continue
       }
-      for (const { key, labels, value, sum } of sums) {
+      for (const { key, carried } of sums) {
         const at = this.indexByKey.get(key)
-        if (at !== undefined) this.values[at] = { ...this.values[at], value: sum }
+        if (at !== undefined) this.values[at] = carried
         else {
           this.indexByKey.set(key, this.values.length)
-          this.values.push(withLabels(value, labels, sum))
+          this.values.push(carried)
         }
       }
     }
@@ -147,9 +145,9 @@ function fitLabels(labels: Labels, shape: SeriesShape): Labels | string {
   return fitted
 }
 
-function withLabels(value: CarriedValue, labels: Labels, sum: number): CarriedValue {
-  const carried: CarriedValue = { labels: { ...labels }, value: sum }
-  if (value.metricName !== undefined) carried.metricName = value.metricName
+function carriedValue(metricName: string | undefined, labels: Labels, value: number) {
+  const carried: CarriedValue = { labels: { ...labels }, value }
+  if (metricName !== undefined) carried.metricName = metricName
   return carried
 }
 

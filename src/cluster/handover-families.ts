@@ -75,7 +75,8 @@ function validateValue(
   checkLabels(sample, suffix, labels, fail)
   checkNumber(sample, suffix, value.value, fail)
   const carried: CarriedValue = { labels: labels as Labels, value: value.value as number }
-  if (metricName !== undefined) carried.metricName = metricName as string
+  // A counter's sample keeps no name, as prom-client's own: it is matched to the live series.
+  if (suffix !== undefined) carried.metricName = metricName as string
   return carried
 }
 

@@ -290,3 +290,16 @@ test('a histogram missing one of this process’ buckets cannot be continued', a
     'duration_seconds has no bucket le="2", which this process has',
   )
 })
+
+test('a carried counter value named as its family continues the live series, not a second one', async () => {
+  const { registry, counter } = workerRegistry()
+  const carried = new CarriedMetrics(registry, NAMES)
+  counter.inc({ route: '/a' }, 2)
+  carried.add([
+    counterFamily([{ metricName: 'requests_total', labels: { route: '/a' }, value: 3 }]),
+  ])
+  assert.deepEqual(
+    (await registry.metrics()).split('\n').filter((line) => line.startsWith('requests_total')),
+    ['requests_total{route="/a",worker_id="2"} 5'],
+  )
+})

@@ -164,19 +164,23 @@ function histogramWith(index: number, change: Record<string, unknown>) {
 }
 
 test('valid contents are kept as written, numbers in labels, fractions and negative sums too', () => {
-  const families = [
-    counter([
-      { labels: { route: '/', code: 200 }, value: 0.5 },
-      { metricName: COUNTER, labels: { route: '/b', code: '200' }, value: 3 },
-    ]),
-    histogram([
-      ...histogramSeries({ route: '/' }),
-      ...histogramSeries({ route: '/b' }).map((value) =>
-        value.metricName.endsWith('_sum') ? { ...value, value: -1.25 } : value,
-      ),
-    ]),
+  const counted = { labels: { route: '/', code: 200 }, value: 0.5 }
+  const named = { labels: { route: '/b', code: '200' }, value: 3 }
+  const histogramValues = [
+    ...histogramSeries({ route: '/' }),
+    ...histogramSeries({ route: '/b' }).map((value) =>
+      value.metricName.endsWith('_sum') ? { ...value, value: -1.25 } : value,
+    ),
   ]
-  assert.deepEqual(parseHandover(withFamilies(families)).families, families)
+  const text = withFamilies([
+    counter([counted, { metricName: COUNTER, ...named }]),
+    histogram(histogramValues),
+  ])
+  // A counter sample named as its family is kept unnamed, as prom-client keeps it.
+  assert.deepEqual(parseHandover(text).families, [
+    counter([counted, named]),
+    histogram(histogramValues),
+  ])
 })
 
 test('contents that prom-client could not have produced are refused, naming the problem', () => {
