@@ -16,9 +16,9 @@ export { moveAside }
 const VERSION = 2
 
 /**
- * The largest handover file read. The plugin's own handovers take about 160 bytes per value,
- * so this holds tens of thousands of series; the limit is there so that a stray file cannot
- * make a worker allocate without bound.
+ * The largest handover file read. The plugin's own handovers take about 165 bytes per value,
+ * so this holds about 50,000 values; the limit is there so that a stray file cannot make a
+ * worker allocate without bound.
  */
 export const MAX_HANDOVER_BYTES = 8 * 1024 * 1024
 
@@ -33,8 +33,10 @@ export const MAX_HANDOVER_BYTES = 8 * 1024 * 1024
 export const MAX_HANDOVER_SERIES = 50_000
 
 /**
- * A handover is for the next process, not storage: one older than this is stale (its counts
- * were long since reset by a crash or a stop), and callers refuse it.
+ * A handover is for the next process, not storage: callers refuse one older than this. One left
+ * longer (a worker id scaled away and back, a long stop) is more likely a leftover than a
+ * predecessor's last seconds, and Prometheus has long marked its series stale, so starting from
+ * zero is an ordinary counter reset to it.
  */
 export const MAX_HANDOVER_AGE_MS = 10 * 60 * 1000
 
