@@ -3,15 +3,27 @@
 // of the same worker id, which adds them to its own: the worker's series never step back, so
 // Prometheus neither loses the last seconds of the old process nor counts anything twice.
 //
-// The metrics stay plain prom-client metrics; each is wrapped in the registry by an object that
-// renders the live values plus the carried base (prom-client renders any registered object
-// with a name, help, type and get()). With no base the wrapper returns the live values as is.
-import type { Metric, Registry } from 'prom-client'
+// The metrics stay plain prom-client metrics. In the registry each is replaced by a proxy of
+// itself that renders the live values plus the carried base, and forgets the base on reset()
+// and remove(); everything else (inc, labels, observe, startTimer, zero...) is the metric's own,
+// so `registry.getSingleMetric(name)` is as usable as before.
+import type { Metric, Registry, RegistryContentType } from 'prom-client'
+import {
+  asRenderable,
+  defaultLabelsOf,
+  type Labels,
+  labelNamesOf,
+  type MetricData,
+  type RenderableMetric,
+  renderedData,
+  upperBoundsOf,
+} from '../lib/prom-client-internals'
+import { CarriedBase } from './carried-base'
 
 export interface CarriedValue {
   /** Sample name for histograms (`_bucket`, `_sum`, `_count`); absent for counters. */
   metricName?: string
-  labels: Record<string, string | number>
+  labels: Labels
   value: number
 }
 
@@ -21,112 +33,119 @@ export interface CarriedFamily {
   values: CarriedValue[]
 }
 
-interface RenderedValue {
-  metricName?: string
-  labels: Record<string, string | number>
-  sharedLabels?: Record<string, string | number>
-  value: number
-  [extra: string]: unknown
+/** What was not carried of a handover's families. */
+export interface CarryReport {
+  /** Series left out: counter series and histogram label sets. */
+  dropped: number
+  /** Why, each reason once and the first `MAX_REASONS` of them, for one log line. */
+  reasons: string[]
 }
 
-interface RenderedMetric {
-  name: string
-  help: string
-  type: string
-  aggregator: string
-  values: RenderedValue[]
-}
+const MAX_REASONS = 10
 
-interface PromMetric {
-  name: string
-  help: string
-  type: string
-  aggregator: string
-  upperBounds?: number[]
-  get(): Promise<RenderedMetric>
-  getForPromString?(): Promise<RenderedMetric>
-}
-
-/** A carried base: its values in render order, and where each series' value sits. */
-interface Base {
-  values: CarriedValue[]
-  indexByKey: Map<string, number>
-}
+/** The metric's own methods the proxy answers itself; the rest are the metric's. */
+type OwnMethods = Pick<CarriedMetric, 'get' | 'getForPromString' | 'reset' | 'remove'>
 
 class CarriedMetric {
-  readonly help: string
-  readonly type: string
-  readonly aggregator: string
-  private base: Base | undefined
+  /** What the registry holds in place of the metric. */
+  readonly registered: RenderableMetric
+  private base: CarriedBase
 
   constructor(
+    /** The registry renames an OpenMetrics counter through `name`: the proxy's, not the metric's. */
     public name: string,
-    readonly inner: PromMetric,
+    readonly inner: RenderableMetric,
   ) {
-    this.help = inner.help
-    this.type = inner.type
-    this.aggregator = inner.aggregator
+    this.base = new CarriedBase(this.histogram)
+    this.registered = delegate(inner, this)
   }
 
-  get upperBounds(): number[] | undefined {
-    return this.inner.upperBounds
+  get type(): CarriedFamily['type'] {
+    return this.inner.type as CarriedFamily['type']
   }
 
-  async get(): Promise<RenderedMetric> {
-    return this.withBase(await this.inner.get())
+  get histogram(): boolean {
+    return this.type === 'histogram'
   }
 
-  async getForPromString(): Promise<RenderedMetric> {
-    const inner = this.inner
-    return this.withBase(await (inner.getForPromString ?? inner.get).call(inner))
+  get upperBounds(): readonly number[] {
+    return upperBoundsOf(this.inner)
+  }
+
+  get labelNames(): readonly string[] {
+    return labelNamesOf(this.inner)
+  }
+
+  async get(): Promise<MetricData> {
+    return this.named(this.base.addTo(await this.inner.get()))
+  }
+
+  async getForPromString(): Promise<MetricData> {
+    return this.named(this.base.addTo(await renderedData(this.inner)))
   }
 
   reset(): void {
-    this.base = undefined
+    this.base = new CarriedBase(this.histogram)
     ;(this.inner as unknown as Metric).reset()
   }
 
-  addBase(values: readonly CarriedValue[]): void {
-    const merged = this.base?.values.map((value) => ({ ...value })) ?? []
-    const indexByKey = new Map(this.base?.indexByKey)
-    for (const value of values) {
-      const key = seriesKey(value.metricName, value.labels)
-      const at = indexByKey.get(key)
-      if (at === undefined) {
-        indexByKey.set(key, merged.length)
-        merged.push({ ...value })
-      } else merged[at].value += value.value
-    }
-    this.base = { values: merged, indexByKey }
+  /** Removes the series from the metric (prom-client validates the labels) and from the base. */
+  remove(...args: unknown[]): void {
+    ;(this.inner as unknown as { remove(...args: unknown[]): void }).remove(...args)
+    const [first] = args
+    const labels =
+      typeof first === 'object' && first !== null
+        ? (first as Labels)
+        : Object.fromEntries(this.labelNames.map((name, i) => [name, args[i] as string]))
+    this.base.remove(labels, this.labelNames)
   }
 
-  private withBase(rendered: RenderedMetric): RenderedMetric {
-    const base = this.base
-    // The metric's own name: a registry may rename counters for OpenMetrics.
+  addBase(values: readonly CarriedValue[], defaults: Readonly<Labels>): string[] {
+    return this.base.add(this.name, values, { labelNames: this.labelNames, defaults })
+  }
+
+  private named(rendered: MetricData): MetricData {
+    // The proxy's name: the registry may have renamed the counter for OpenMetrics.
     rendered.name = this.name
-    if (base === undefined) return rendered
-    const used = new Set<number>()
-    const values = rendered.values.map((value) => {
-      const labels =
-        value.sharedLabels === undefined ? value.labels : { ...value.sharedLabels, ...value.labels }
-      const at = base.indexByKey.get(seriesKey(value.metricName, labels))
-      if (at === undefined) return value
-      used.add(at)
-      return { ...value, value: value.value + base.values[at].value }
-    })
-    // Series the old process had and this one has not seen yet keep their carried values.
-    base.values.forEach((value, i) => {
-      if (!used.has(i)) values.push({ ...value, labels: { ...value.labels } })
-    })
-    return { ...rendered, values }
+    return rendered
   }
 }
 
-function seriesKey(metricName: string | undefined, labels: Record<string, unknown>): string {
-  const names = Object.keys(labels).sort()
-  let key = metricName ?? ''
-  for (const name of names) key += `\u0000${name}\u0001${String(labels[name])}`
-  return key
+/**
+ * A proxy of `inner` that takes `name` and the rendering and forgetting methods from `carried`
+ * and everything else from `inner`, its methods bound to it (so `labels()` children and
+ * `startTimer()` ends write into the live metric).
+ */
+function delegate(inner: RenderableMetric, carried: CarriedMetric): RenderableMetric {
+  const own: OwnMethods = {
+    get: () => carried.get(),
+    getForPromString: () => carried.getForPromString(),
+    reset: () => carried.reset(),
+    remove: (...args: unknown[]) => carried.remove(...args),
+  }
+  const bound = new WeakMap<object, unknown>()
+  return new Proxy(inner, {
+    get(target, property) {
+      if (property === 'name') return carried.name
+      if (Object.hasOwn(own, property)) return own[property as keyof OwnMethods]
+      const value: unknown = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      let method = bound.get(value)
+      if (method === undefined) {
+        method = value.bind(target)
+        bound.set(value, method)
+      }
+      return method
+    },
+    set(target, property, value) {
+      if (property !== 'name') return Reflect.set(target, property, value, target)
+      carried.name = value
+      return true
+    },
+    has(target, property) {
+      return property === 'name' || Object.hasOwn(own, property) || Reflect.has(target, property)
+    },
+  })
 }
 
 /** The carried metrics of one registry. */
@@ -137,10 +156,14 @@ export class CarriedMetrics {
    * Wraps each named counter or histogram of `registry` (missing names are skipped, so an app
    * without the HTTP metrics still works). Other types are refused: a gauge is not a count.
    */
-  constructor(registry: Registry, names: readonly string[]) {
+  constructor(
+    private readonly registry: Registry<RegistryContentType>,
+    names: readonly string[],
+  ) {
     for (const name of names) {
-      const metric = registry.getSingleMetric(name) as unknown as PromMetric | undefined
-      if (metric === undefined) continue
+      const found = registry.getSingleMetric(name)
+      if (found === undefined) continue
+      const metric = asRenderable(found)
       if (metric.type !== 'counter' && metric.type !== 'histogram') {
         throw new TypeError(
           `only counters and histograms can be carried, ${name} is a ${metric.type}`,
@@ -148,7 +171,7 @@ export class CarriedMetrics {
       }
       const carried = new CarriedMetric(name, metric)
       registry.removeSingleMetric(name)
-      registry.registerMetric(carried as unknown as Metric)
+      registry.registerMetric(carried.registered as unknown as Metric)
       this.metrics.set(name, carried)
     }
   }
@@ -160,7 +183,7 @@ export class CarriedMetrics {
       const rendered = await metric.get()
       families.push({
         name: metric.name,
-        type: metric.type as CarriedFamily['type'],
+        type: metric.type,
         values: rendered.values.map((value) => {
           const carried: CarriedValue = { labels: value.labels, value: value.value }
           if (value.metricName !== undefined) carried.metricName = value.metricName
@@ -172,8 +195,8 @@ export class CarriedMetrics {
   }
 
   /**
-   * Why `families` cannot continue this registry's metrics, or `undefined` if they can: same
-   * names and types, and a histogram's buckets are this histogram's buckets.
+   * Why `families` cannot continue this registry's metrics at all, or `undefined` if they can:
+   * same names and types, and a histogram's buckets are exactly this histogram's buckets.
    */
   incompatibility(families: readonly CarriedFamily[]): string | undefined {
     for (const family of families) {
@@ -181,14 +204,9 @@ export class CarriedMetrics {
       if (metric === undefined) return `${family.name} is not a carried metric here`
       if (metric.type !== family.type)
         return `${family.name} is a ${metric.type}, not a ${family.type}`
-      if (family.type !== 'histogram') continue
-      const bounds = new Set((metric.upperBounds ?? []).map(String))
-      bounds.add('+Inf')
-      for (const value of family.values) {
-        const le = value.labels.le
-        if (le !== undefined && !bounds.has(String(le))) {
-          return `${family.name} has a bucket le="${le}" that this process does not have`
-        }
+      if (family.type === 'histogram') {
+        const problem = bucketMismatch(family, metric.upperBounds)
+        if (problem !== undefined) return problem
       }
     }
     return undefined
@@ -199,8 +217,43 @@ export class CarriedMetrics {
     for (const metric of this.metrics.values()) metric.reset()
   }
 
-  /** Adds a predecessor's final values to this registry's series. */
-  add(families: readonly CarriedFamily[]): void {
-    for (const family of families) this.metrics.get(family.name)?.addBase(family.values)
+  /**
+   * Adds a predecessor's final values to this registry's series. Call it once
+   * `incompatibility(families)` found none. A series is left out if its label names are not its
+   * metric's (a deploy changed them: it would be rendered stale for ever) or if adding it would
+   * not give a finite number; the report says how many and why, for the caller to log once.
+   */
+  add(families: readonly CarriedFamily[]): CarryReport {
+    const defaults = defaultLabelsOf(this.registry)
+    const reasons = new Set<string>()
+    let dropped = 0
+    for (const family of families) {
+      const metric = this.metrics.get(family.name)
+      if (metric === undefined || metric.type !== family.type) continue
+      for (const reason of metric.addBase(family.values, defaults)) {
+        dropped++
+        if (reasons.size < MAX_REASONS) reasons.add(reason)
+      }
+    }
+    return { dropped, reasons: [...reasons] }
   }
+}
+
+/** Why a histogram's carried buckets are not `bounds` (and +Inf), or `undefined`. */
+function bucketMismatch(family: CarriedFamily, bounds: readonly number[]): string | undefined {
+  const expected = new Set([...bounds.map(String), '+Inf'])
+  const carried = new Set<string>()
+  for (const value of family.values) {
+    const le = value.labels.le
+    if (le === undefined) continue
+    if (!expected.has(String(le))) {
+      return `${family.name} has a bucket le="${le}" that this process does not have`
+    }
+    carried.add(String(le))
+  }
+  if (carried.size === 0) return undefined
+  for (const le of expected) {
+    if (!carried.has(le)) return `${family.name} has no bucket le="${le}", which this process has`
+  }
+  return undefined
 }

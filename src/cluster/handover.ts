@@ -2,26 +2,55 @@
 // worker id. It is a file in the private socket directory, so it reaches a successor that is
 // already running (pm2 reload) and one that starts later (pm2 restart, stop then start) alike.
 // Written atomically (rename), read once (unlinked before use: a crash can lose a handover,
-// which resets the series, but never apply one twice).
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
-import type { CarriedFamily, CarriedValue } from './carried-metrics'
+// which resets the series, but never apply one twice). Whatever is found at its path is read
+// as untrusted: only a bounded regular file, and anything refused is moved aside.
+import { randomBytes } from 'node:crypto'
+import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import type { CarriedFamily } from './carried-metrics'
+import { validateFamilies } from './handover-families'
+import { moveAside, RefusedFileError, readRegularFile } from './untrusted-file'
 
-const VERSION = 1
+export { moveAside }
+
+/** 2 added `instance` and `writtenAt`; a file of another version is refused. */
+const VERSION = 2
+
+/**
+ * The largest handover file read. The plugin's own handovers take about 165 bytes per value,
+ * so this holds about 50,000 values; the limit is there so that a stray file cannot make a
+ * worker allocate without bound.
+ */
+export const MAX_HANDOVER_BYTES = 8 * 1024 * 1024
+
+/**
+ * The most values (counter series; histogram buckets, sums and counts) a handover may hold in
+ * all. The plugin's two metrics take 1 + (buckets + 3) values per method, route and status
+ * code: 16 with the 12 default buckets, so this is about 3,000 such label sets per worker, far
+ * above a service with a hundred routes (a few hundred). It is also about what
+ * `MAX_HANDOVER_BYTES` holds at the ~165 bytes a value of the plugin's own takes: the file limit
+ * bounds the bytes read, this bounds the series built from them, however small each is.
+ */
+export const MAX_HANDOVER_SERIES = 50_000
+
+/**
+ * A handover is for the next process, not storage: callers refuse one older than this. One left
+ * longer (a worker id scaled away and back, a long stop) is more likely a leftover than a
+ * predecessor's last seconds, and Prometheus has long marked its series stale, so starting from
+ * zero is an ordinary counter reset to it.
+ */
 export const MAX_HANDOVER_AGE_MS = 10 * 60 * 1000
 
-export function readHandoverFile(path: string): Handover {
-  return parseHandover(readFileSync(path, 'utf8'))
-}
+/**
+ * How far in the future `writtenAt` may lie. Writer and reader share the host's clock, so a
+ * handover from the future means the clock was stepped back (NTP) or the file was not written
+ * by a process of this app; a small step is tolerated, a larger one refuses the handover.
+ */
+export const MAX_HANDOVER_CLOCK_STEP_MS = 60 * 1000
 
-export function moveAside(path: string, _reason: string): string | undefined {
-  const aside = `${path}.refused-${Date.now()}`
-  try {
-    renameSync(path, aside)
-    return aside
-  } catch {
-    return undefined
-  }
-}
+/** This process' own token: tells its handover from one of an earlier process with its pid. */
+export const PROCESS_INSTANCE = randomBytes(12).toString('base64url')
+
+const INSTANCE_PATTERN = /^[A-Za-z0-9_-]{6,64}$/
 
 export interface Handover {
   /** Which app and port the series belong to: a handover never crosses them. */
@@ -29,31 +58,75 @@ export interface Handover {
   workerId: string
   /** The process that wrote it. */
   pid: number
+  /** The writing process' random token (`PROCESS_INSTANCE`): pids are reused, this is not. */
   instance: string
+  /** When it was written, in epoch ms (see `handoverAge`). */
   writtenAt: number
   families: CarriedFamily[]
 }
+
+/** A handover as a writer gives it: its instance and the time are filled in when absent. */
+export type HandoverContent = Omit<Handover, 'instance' | 'writtenAt'> &
+  Partial<Pick<Handover, 'instance' | 'writtenAt'>>
 
 export class MalformedHandoverError extends Error {
   override name = 'MalformedHandoverError'
 }
 
-export function writeHandover(path: string, handover: Handover): void {
+/** Writes `handover` to `path` atomically (a temporary file renamed over it), readable by us only. */
+export function writeHandover(path: string, handover: HandoverContent): void {
+  const complete: Handover = {
+    ...handover,
+    instance: handover.instance ?? PROCESS_INSTANCE,
+    writtenAt: handover.writtenAt ?? Date.now(),
+  }
   const temporary = `${path}.${process.pid}.tmp`
-  writeFileSync(temporary, JSON.stringify({ version: VERSION, ...handover }), { mode: 0o600 })
+  writeFileSync(temporary, JSON.stringify({ version: VERSION, ...complete }), { mode: 0o600 })
   renameSync(temporary, path)
+}
+
+/** How long ago `handover` was written, in ms; callers refuse it above `MAX_HANDOVER_AGE_MS`. */
+export function handoverAge(handover: Handover, now = Date.now()): number {
+  return now - handover.writtenAt
+}
+
+/**
+ * Reads and validates the handover at `path` without removing it. Throws
+ * `MalformedHandoverError` naming the problem for anything that is not a valid handover file
+ * (a link, FIFO, directory, a file above `MAX_HANDOVER_BYTES`, bad content), and the original
+ * ENOENT error when there is none.
+ */
+export function readHandoverFile(path: string): Handover {
+  let bytes: Buffer
+  try {
+    bytes = readRegularFile(path, MAX_HANDOVER_BYTES)
+  } catch (err) {
+    if (err instanceof RefusedFileError) {
+      throw new MalformedHandoverError(`handover ${path} ${err.message}`, { cause: err })
+    }
+    throw err
+  }
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new MalformedHandoverError(`handover ${path} is not UTF-8 text`)
+  }
+  return parseHandover(text)
 }
 
 /**
  * Takes the handover at `path`: reads it, removes it, and returns it validated; `undefined` if
- * there is none. Throws `MalformedHandoverError` (after removing it) if it cannot be used.
+ * there is none. A refused one is moved aside (see `moveAside`) before `MalformedHandoverError`
+ * is thrown, so it is refused once and never blocks a later start.
  */
 export function takeHandover(path: string): Handover | undefined {
-  let text: string
+  let handover: Handover
   try {
-    text = readFileSync(path, 'utf8')
+    handover = readHandoverFile(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    if (err instanceof MalformedHandoverError) moveAsideOrSay(path, err)
     throw err
   }
   try {
@@ -63,10 +136,26 @@ export function takeHandover(path: string): Handover | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
-  return parseHandover(text)
+  return handover
 }
 
-export function parseHandover(text: string): Handover {
+/** Moves a refused handover aside; if that fails, the refusal says so (and is still a refusal). */
+function moveAsideOrSay(path: string, refusal: MalformedHandoverError): void {
+  try {
+    moveAside(path, refusal.message)
+  } catch (err) {
+    throw new MalformedHandoverError(
+      `${refusal.message}; it could not be moved aside: ${(err as Error).message}`,
+      { cause: err },
+    )
+  }
+}
+
+/**
+ * Validates a handover file's text. Throws `MalformedHandoverError` naming the problem, including
+ * for a `writtenAt` more than `MAX_HANDOVER_CLOCK_STEP_MS` after `now`.
+ */
+export function parseHandover(text: string, now = Date.now()): Handover {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -77,22 +166,24 @@ export function parseHandover(text: string): Handover {
     throw new MalformedHandoverError(`malformed handover: ${what}`)
   }
   if (!isObject(parsed)) return fail('not an object')
-  if (parsed.version !== VERSION) fail(`version ${String(parsed.version)} is not ${VERSION}`)
-  if (typeof parsed.scope !== 'string') fail('scope is not a string')
-  if (typeof parsed.workerId !== 'string') fail('workerId is not a string')
-  if (!Number.isInteger(parsed.pid)) fail('pid is not an integer')
-  if (!Array.isArray(parsed.families)) fail('families is not an array')
-  const families = (parsed.families as unknown[]).map((family, i): CarriedFamily => {
-    if (!isObject(family) || typeof family.name !== 'string') return fail(`family ${i} has no name`)
-    if (family.type !== 'counter' && family.type !== 'histogram') {
-      return fail(`${family.name} has type ${String(family.type)}`)
-    }
-    if (!Array.isArray(family.values)) return fail(`${family.name} has no values`)
-    const values = (family.values as unknown[]).map((value) =>
-      checkValue(family.name as string, value, fail),
-    )
-    return { name: family.name, type: family.type, values }
-  })
+  if (typeof parsed.version !== 'number') fail('version is not a number')
+  if (parsed.version !== VERSION) {
+    fail(`version ${parsed.version}, where this process reads version ${VERSION}`)
+  }
+  if (!isShortText(parsed.scope)) fail(`scope is not a string of 1 to ${MAX_TEXT_CHARS} characters`)
+  if (!isShortText(parsed.workerId)) {
+    fail(`workerId is not a string of 1 to ${MAX_TEXT_CHARS} characters`)
+  }
+  if (!isPositiveInteger(parsed.pid)) fail('pid is not a positive integer')
+  if (typeof parsed.instance !== 'string' || !INSTANCE_PATTERN.test(parsed.instance)) {
+    fail('instance is not 6 to 64 of A-Z a-z 0-9 _ -')
+  }
+  if (!isPositiveInteger(parsed.writtenAt)) fail('writtenAt is not a positive integer')
+  const ahead = (parsed.writtenAt as number) - now
+  if (ahead > MAX_HANDOVER_CLOCK_STEP_MS) {
+    fail(`writtenAt is ${Math.round(ahead / 1000)} s in the future`)
+  }
+  const families = validateFamilies(parsed.families, MAX_HANDOVER_SERIES, fail)
   return {
     scope: parsed.scope as string,
     workerId: parsed.workerId as string,
@@ -103,27 +194,15 @@ export function parseHandover(text: string): Handover {
   }
 }
 
-function checkValue(family: string, value: unknown, fail: (what: string) => never): CarriedValue {
-  if (!isObject(value)) return fail(`${family} has a value that is not an object`)
-  // Counts only grow from zero: a negative or non-finite one would corrupt the series.
-  if (typeof value.value !== 'number' || !Number.isFinite(value.value) || value.value < 0) {
-    return fail(`${family} has a value that is not a finite count`)
-  }
-  if (value.metricName !== undefined && typeof value.metricName !== 'string') {
-    return fail(`${family} has a sample name that is not a string`)
-  }
-  if (!isObject(value.labels)) return fail(`${family} has a value without labels`)
-  for (const label of Object.values(value.labels)) {
-    if (typeof label !== 'string' && typeof label !== 'number') {
-      return fail(`${family} has a label value that is not a string or number`)
-    }
-  }
-  const carried: CarriedValue = {
-    labels: value.labels as CarriedValue['labels'],
-    value: value.value,
-  }
-  if (value.metricName !== undefined) carried.metricName = value.metricName as string
-  return carried
+/** Scope and worker id are short names; a long one is not from this app, and would fill logs. */
+const MAX_TEXT_CHARS = 256
+
+function isShortText(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TEXT_CHARS
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) > 0
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -207,7 +207,13 @@ export class Succession {
       handover = this.claimHandover((found) => this.staleness(found))
     }
     if (handover !== undefined) {
-      this.options.carried.add(handover.families)
+      const { dropped, reasons } = this.options.carried.add(handover.families)
+      if (dropped > 0) {
+        this.options.log.warn(
+          { from: handover.pid, dropped, reasons },
+          'left series out of the handover that this process’ metrics no longer define',
+        )
+      }
       this.options.log.info(
         { from: handover.pid, instance: handover.instance },
         'continued this worker’s counts from its previous process',

@@ -102,7 +102,10 @@ function workerErrors(): string {
 }
 
 /** Sum of every request series' raw deltas between two times, as increase() adds them. */
-async function countedBetween(from: number, to: number): Promise<{ deltas: number; drops: string[] }> {
+async function countedBetween(
+  from: number,
+  to: number,
+): Promise<{ deltas: number; drops: string[] }> {
   const seconds = Math.ceil(to - from) + 1
   const series = await prometheus.query(`http_requests_total{route!="/health"}[${seconds}s]`, to)
   let deltas = 0
@@ -171,7 +174,8 @@ test('reload, restart, stop + start and scale 8 → 3 under mixed keep-alive tra
   for (const [name, tally] of tallies) {
     assert.equal(tally.errors + tally.unanswered, 0, `${name}: ${describeTally(tally)}`)
     // The mix really reached the workers: every kind of answer came back.
-    for (const status of [200, 400, 404]) assert.ok(tally.statuses.get(status), `${name}: ${status}`)
+    for (const status of [200, 400, 404])
+      assert.ok(tally.statuses.get(status), `${name}: ${status}`)
   }
   assert.deepEqual(drops, [])
   assert.ok(Math.abs(ratio - 1) <= 0.001, `counted ÷ answered = ${ratio}`)

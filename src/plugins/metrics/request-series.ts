@@ -7,31 +7,22 @@
 // back to the public API, so the exposition is always exactly what prom-client would produce.
 // A traced request goes through the public API too: prom-client keeps its exemplar.
 import type { Counter, Histogram } from 'prom-client'
-
-type Labels = Record<string, string>
-
-/** How prom-client 15 stores a counter series and a histogram series (not public API). */
-interface CounterEntry {
-  value: number
-  labels: Labels
-}
-interface HistogramEntry {
-  sum: number
-  count: number
-  labels: Labels
-  bucketValues: Record<string, number>
-}
-interface Stored<Entry> {
-  hashMap?: Record<string, Entry>
-}
+import {
+  type CounterEntry,
+  counterEntries,
+  exemplarsEnabled,
+  type HistogramEntry,
+  histogramEntries,
+  type Labels,
+  upperBoundsOf,
+} from '../../lib/prom-client-internals'
 
 /** The key under which prom-client stores the series with these labels, once it exists. */
-function keyOf<Entry extends { labels: Labels }>(metric: Stored<Entry>, labels: Labels) {
-  const hashMap = metric.hashMap
-  if (hashMap === null || typeof hashMap !== 'object') return undefined
+function keyOf(entries: Record<string, { labels: Labels }> | undefined, labels: Labels) {
+  if (entries === undefined) return undefined
   const names = Object.keys(labels)
-  for (const key of Object.keys(hashMap)) {
-    const stored = hashMap[key]?.labels
+  for (const key of Object.keys(entries)) {
+    const stored = entries[key]?.labels
     if (
       stored !== undefined &&
       Object.keys(stored).length === names.length &&
@@ -41,11 +32,6 @@ function keyOf<Entry extends { labels: Labels }>(metric: Stored<Entry>, labels: 
     }
   }
   return undefined
-}
-
-/** prom-client sets `enableExemplars` on a metric from its configuration (not in its types). */
-function exemplarsOn(metric: object): boolean {
-  return (metric as { enableExemplars?: unknown }).enableExemplars === true
 }
 
 export class RequestSeries {
@@ -64,10 +50,9 @@ export class RequestSeries {
     private readonly histogram: Histogram<string>,
     private readonly labels: Labels,
   ) {
-    const upperBounds = (histogram as unknown as { upperBounds?: unknown }).upperBounds
-    this.bounds = Array.isArray(upperBounds) ? (upperBounds as number[]) : []
+    this.bounds = upperBoundsOf(histogram)
     this.boundKeys = this.bounds.map(String)
-    this.exemplars = exemplarsOn(counter) && exemplarsOn(histogram)
+    this.exemplars = exemplarsEnabled(counter) && exemplarsEnabled(histogram)
   }
 
   /** One answered request: counted, and its duration observed. */
@@ -99,17 +84,16 @@ export class RequestSeries {
     const entry = this.counterEntry
     if (
       entry !== undefined &&
-      (this.counter as unknown as Stored<CounterEntry>).hashMap?.[this.counterKey as string] ===
-        entry
+      counterEntries(this.counter)?.[this.counterKey as string] === entry
     ) {
       entry.value += 1
       return
     }
     if (this.exemplars) this.counter.inc({ labels: this.labels })
     else this.counter.inc(this.labels)
-    const stored = this.counter as unknown as Stored<CounterEntry>
-    this.counterKey = keyOf(stored, this.labels)
-    const found = this.counterKey === undefined ? undefined : stored.hashMap?.[this.counterKey]
+    const entries = counterEntries(this.counter)
+    this.counterKey = keyOf(entries, this.labels)
+    const found = this.counterKey === undefined ? undefined : entries?.[this.counterKey]
     this.counterEntry = typeof found?.value === 'number' ? found : undefined
   }
 
@@ -118,9 +102,7 @@ export class RequestSeries {
     if (
       entry !== undefined &&
       Number.isFinite(seconds) &&
-      (this.histogram as unknown as Stored<HistogramEntry>).hashMap?.[
-        this.histogramKey as string
-      ] === entry
+      histogramEntries(this.histogram)?.[this.histogramKey as string] === entry
     ) {
       entry.sum += seconds
       entry.count += 1
@@ -136,9 +118,9 @@ export class RequestSeries {
     }
     if (this.exemplars) this.histogram.observe({ labels: this.labels, value: seconds })
     else this.histogram.observe(this.labels, seconds)
-    const stored = this.histogram as unknown as Stored<HistogramEntry>
-    const key = keyOf(stored, this.labels)
-    const found = key === undefined ? undefined : stored.hashMap?.[key]
+    const entries = histogramEntries(this.histogram)
+    const key = keyOf(entries, this.labels)
+    const found = key === undefined ? undefined : entries?.[key]
     // Only an entry shaped as expected, with a bucket for every bound, is written directly.
     const usable =
       found !== undefined &&
