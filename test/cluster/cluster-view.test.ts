@@ -12,6 +12,7 @@ import {
   rmSync,
   symlinkSync,
   unlinkSync,
+  writeFileSync,
 } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -119,6 +120,71 @@ test('a crashed worker stays expected, reported down, and the scrape still answe
     assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="0"\} 1$/m)
   } finally {
     await zero.clusterView.close()
+  }
+})
+
+test('a worker that began a stop and died is no longer expected, and its link is removed', async () => {
+  const zero = view('0', 'departed')
+  const dir = join(base, 'departed')
+  await zero.clusterView.start()
+  // What a stop killed at PM2's kill_timeout leaves: the link, and the mark of a begun stop.
+  symlinkSync('5.999999-0badc0de.sock', join(dir, '5.sock'))
+  writeFileSync(join(dir, '5.999999-0badc0de.sock.stopping'), '')
+  // A crash without the mark, for contrast: still expected, down.
+  symlinkSync('6.999998-0badc0de.sock', join(dir, '6.sock'))
+  try {
+    const result = await zero.clusterView.gather()
+    assert.deepEqual(result.expected, ['0', '5', '6'])
+    assert.match(result.text, /^cluster_metrics_workers_expected 2$/m)
+    assert.doesNotMatch(result.text, /worker_id="5"/)
+    assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="6"\} 0$/m)
+    // lstat: the link itself, not the socket it names (which never existed).
+    await waitFor(
+      'the departed link to be removed',
+      async () => lstatSync(join(dir, '5.sock'), { throwIfNoEntry: false }) === undefined,
+    )
+    assert.equal(existsSync(join(dir, '5.999999-0badc0de.sock.stopping')), false)
+    assert.equal(lstatSync(join(dir, '6.sock')).isSymbolicLink(), true)
+  } finally {
+    await zero.clusterView.close()
+  }
+})
+
+test('a directory that stops being private is not trusted until it is private again', async () => {
+  const zero = view('0', 'opened')
+  const one = view('1', 'opened')
+  const dir = join(base, 'opened')
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  try {
+    assert.deepEqual((await zero.clusterView.gather()).answered, ['0', '1'])
+    chmodSync(dir, 0o777)
+    // A socket anyone could have planted, under a name no worker-id link may have.
+    writeFileSync(join(dir, 'evil.sock'), '')
+    const untrusted = await waitFor('the worker to answer alone', async () => {
+      const result = await zero.clusterView.gather()
+      return result.expected.length === 1 ? result : undefined
+    })
+    assert.deepEqual(untrusted.answered, ['0'])
+    assert.match(untrusted.text, /^cluster_metrics_socket_dir_private 0$/m)
+    assert.match(untrusted.text, /^cluster_metrics_socket_dir_problem\{reason="shared_mode"\} 1$/m)
+    chmodSync(dir, 0o700)
+    const trusted = await waitFor('the worker to trust the directory again', async () => {
+      const result = await zero.clusterView.gather()
+      return result.expected.length === 2 ? result : undefined
+    })
+    // evil.sock is a file, not a link to a worker's socket: never a member.
+    assert.deepEqual(trusted.expected, ['0', '1'])
+    assert.match(trusted.text, /^cluster_metrics_socket_dir_private 1$/m)
+  } finally {
+    await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
+test('a worker id that cannot name a file is refused', () => {
+  for (const id of ['../x', 'a.b', '', 'x'.repeat(33)]) {
+    assert.throws(() => view(id, 'ids'), /worker id .* must be 1 to 32 letters, digits/)
   }
 })
 
@@ -296,8 +362,9 @@ test('a socket directory another user owns is refused, naming the path and the o
 })
 
 test('under the shared temporary directory, the service’s own parent is checked too', () => {
-  const shared = join(base, 'shared-tmp')
-  mkdirSync(shared, { mode: 0o1777 })
+  // Short, as a real TMPDIR is: a socket's path must fit in sun_path.
+  const shared = mkdtempSync(join(tmpdir(), 'tmp-'))
+  chmodSync(shared, 0o1777)
   const previous = process.env.TMPDIR
   process.env.TMPDIR = shared
   try {
@@ -311,5 +378,6 @@ test('under the shared temporary directory, the service’s own parent is checke
   } finally {
     if (previous === undefined) delete process.env.TMPDIR
     else process.env.TMPDIR = previous
+    rmSync(shared, { recursive: true, force: true })
   }
 })
