@@ -27,6 +27,7 @@ async function main(): Promise<void> {
       stopping = true
       if (fatal !== undefined) app.log.error({ err: fatal }, 'shutting down after an error')
       else app.log.info({ signal }, 'shutting down')
+      const began = performance.now()
       app.metrics.beginStop()
       await connections.drain({
         acceptMs: DRAIN_ACCEPT_MS,
@@ -34,12 +35,14 @@ async function main(): Promise<void> {
         onHardStop: (requests) =>
           app.log.warn({ requests }, 'requests still running at the end of the grace were cut off'),
       })
+      app.log.info({ ms: Math.round(performance.now() - began) }, 'connections drained')
       try {
         await app.close()
       } catch (err) {
         app.log.error({ err }, 'closing the app failed')
         throw err
       }
+      app.log.info({ ms: Math.round(performance.now() - began) }, 'stopped')
       if (fatal !== undefined) process.exit(1)
     },
   )

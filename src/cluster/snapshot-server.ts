@@ -24,6 +24,7 @@ export type Render = (format: ExpositionFormat) => Promise<string>
 
 export class SnapshotServer {
   private server: Server | undefined
+  private readonly connections = new Set<Socket>()
   /** Renders in flight, one per format: concurrent gatherers share them. */
   private readonly rendering = new Map<ExpositionFormat, Promise<string>>()
 
@@ -63,15 +64,26 @@ export class SnapshotServer {
     await this.listen()
   }
 
+  /** Stops listening and ends every open connection: a closing process answers no sibling. */
   async close(): Promise<void> {
     const server = this.server
     this.server = undefined
     if (server === undefined) return
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    for (const socket of this.connections) socket.destroy()
+    await closed
   }
 
   private answer(socket: Socket): void {
+    this.connections.add(socket)
+    socket.once('close', () => this.connections.delete(socket))
     socket.on('error', () => socket.destroy())
+    // A peer that hangs up before asking (a liveness probe) leaves nothing to answer: without
+    // this, the half-open socket would linger until the request timeout.
+    socket.once('end', () => {
+      if (!asked) socket.destroy()
+    })
+    let asked = false
     socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy())
     let request = ''
     const onData = (chunk: Buffer) => {
@@ -82,6 +94,7 @@ export class SnapshotServer {
         return
       }
       socket.off('data', onData)
+      asked = true
       // The request is read: from here the render's own deadline (the gatherer's) applies.
       socket.setTimeout(0)
       const format = request.slice(0, end) as ExpositionFormat

@@ -31,8 +31,11 @@ import { LivenessProbe } from './socket-probe'
 const POLL_MS = 100
 /** A predecessor that neither hands over nor exits by then is overruled (PM2 kills it sooner). */
 const MAX_WAIT_MS = 30_000
-/** How long a stopping process keeps answering for its worker id until its successor takes over. */
-const RELEASE_WAIT_MS = 1500
+/**
+ * How long a stopping process keeps answering for its worker id until its successor takes over
+ * (a waiting successor looks every POLL_MS); part of the stop's reserve (config.ts).
+ */
+const RELEASE_WAIT_MS = 300
 
 export interface SuccessionLog {
   info(obj: object, msg: string): void
@@ -115,11 +118,18 @@ export class Succession {
       writtenAt: Date.now(),
       families: await carried.values(),
     })
+    const started = Date.now()
     if (await this.hasLiveSibling()) {
-      const until = Date.now() + RELEASE_WAIT_MS
-      while (this.linkTarget() === this.ownName && Date.now() < until) await sleep(POLL_MS / 2)
+      while (this.linkTarget() === this.ownName && Date.now() - started < RELEASE_WAIT_MS) {
+        await sleep(POLL_MS / 4)
+      }
     }
-    if (this.linkTarget() === this.ownName) removeIfPresent(this.linkPath)
+    const passed = this.linkTarget() !== this.ownName
+    if (!passed) removeIfPresent(this.linkPath)
+    this.options.log.info(
+      { waited_ms: Date.now() - started, successor_took_over: passed },
+      'handed this worker’s counts over',
+    )
   }
 
   /** One round of the rule; an error is logged once and the round is tried again later. */

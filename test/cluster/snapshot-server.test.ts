@@ -1,0 +1,47 @@
+// The sibling socket's own timeouts: a client that says nothing is dropped, a render slower than
+// that timeout still reaches a client that asked, and a probe that hangs up never holds a close.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import { fetchExposition } from '../../src/cluster/snapshot-client'
+import { SnapshotServer } from '../../src/cluster/snapshot-server'
+
+const base = mkdtempSync(join(tmpdir(), 'snap-'))
+after(() => rmSync(base, { recursive: true, force: true }))
+const header = { workerId: '3', pid: process.pid, instance: `${process.pid}-0badc0de` }
+
+test('a render slower than the idle timeout still reaches the gatherer that asked', async () => {
+  // The idle timeout is 2 s; this render takes longer, as one under load may.
+  const server = new SnapshotServer(join(base, 'slow.sock'), header, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    return 'slow_total 1\n'
+  })
+  await server.listen()
+  try {
+    const answer = await fetchExposition(
+      join(base, 'slow.sock'),
+      '3',
+      'prometheus',
+      new AbortController().signal,
+    )
+    assert.equal(answer.text, 'slow_total 1\n')
+  } finally {
+    await server.close()
+  }
+})
+
+test('close ends the connection of a peer that connected and said nothing', async () => {
+  const server = new SnapshotServer(join(base, 'quiet.sock'), header, async () => 'x 1\n')
+  await server.listen()
+  const peer = connect({ path: join(base, 'quiet.sock') })
+  await new Promise((resolve) => peer.once('connect', resolve))
+  const peerClosed = new Promise<boolean>((resolve) => peer.once('close', () => resolve(true)))
+  peer.on('error', () => {})
+  await server.close()
+  // The server ended it itself: the peer never wrote or closed anything.
+  assert.equal(await peerClosed, true)
+  assert.equal(peer.bytesWritten, 0)
+})
