@@ -12,7 +12,7 @@
 // stopping process hands over after its last request, so the values served never step back.
 // Processes are told apart by a random instance token in their socket's name, and a process
 // is alive while its socket accepts connections: a reused pid never passes for another.
-import { readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
+import { lstatSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import type { CarriedMetrics } from './carried-metrics'
 import {
@@ -196,6 +196,9 @@ export class Succession {
       this.options.carried.reset()
       return this.waitFor(target)
     }
+    // A link to a socket that is gone would only fail: the view's heal listens again first.
+    if (!isSocket(this.options.paths.ownSocket(this.options.workerId, this.options.instance)))
+      return
     this.pointLinkHere()
   }
 
@@ -354,6 +357,10 @@ export class Succession {
       }
     }
   }
+}
+
+function isSocket(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false })?.isSocket() ?? false
 }
 
 export function removeIfPresent(path: string): void {

@@ -1,6 +1,6 @@
 // Stops under the traffic a service really gets: keep-alive clients sending 200s, 404s (matched
-// and unmatched), 400s and slow requests, through `pm2 reload`, `pm2 restart`, stop + start and
-// scale 8 → 3, against real PM2 and a real Prometheus scraping every second. What must hold:
+// and unmatched), 400s and slow requests, through `pm2 reload` (alone and with --update-env),
+// `pm2 restart`, stop + start and scale 8 → 3, against real PM2 and a real Prometheus scraping every second. What must hold:
 // every answered request is counted once in what Prometheus stored, no worker exits with a
 // non-zero code, no client meets a reset, and after the scale exactly PM2's live workers are
 // expected.
@@ -174,7 +174,7 @@ async function phase(
   return { name, answered, counted: deltas, drops, tally }
 }
 
-test('reload, restart, stop + start and scale 8 → 3 under mixed keep-alive traffic lose and double nothing', {
+test('reload, restart, stop + start, reload --update-env and scale 8 → 3 under mixed keep-alive traffic lose and double nothing', {
   timeout: 600_000,
 }, async (t) => {
   const reload = await phase('reload', async () => {
@@ -196,6 +196,10 @@ test('reload, restart, stop + start and scale 8 → 3 under mixed keep-alive tra
       await app.waitOnline(5)
     },
   )
+  const updateEnv = await phase('reload --update-env', async () => {
+    await app.pm2('reload', app.name, '--update-env')
+    await app.waitOnline(5)
+  })
   const scale = await phase('scale 8 → 3', async () => {
     await app.pm2('scale', app.name, '8')
     await app.waitOnline(8)
@@ -203,7 +207,7 @@ test('reload, restart, stop + start and scale 8 → 3 under mixed keep-alive tra
     await app.pm2('scale', app.name, '3')
     await app.waitOnline(3)
   })
-  const phases = [reload, restart, stopStart, scale]
+  const phases = [reload, restart, stopStart, updateEnv, scale]
   for (const p of phases) {
     t.diagnostic(
       `${p.name}: answered ${p.answered}, counted ${p.counted}, ratio ${(p.counted / p.answered).toFixed(4)}; ${describeTally(p.tally)}`,
@@ -219,7 +223,7 @@ test('reload, restart, stop + start and scale 8 → 3 under mixed keep-alive tra
     assert.deepEqual(p.drops, [], p.name)
   }
   // A replaced process hands its last counts to its successor: exact within 0.1 %.
-  for (const p of [reload, restart, stopStart]) {
+  for (const p of [reload, restart, stopStart, updateEnv]) {
     const ratio = p.counted / p.answered
     assert.ok(Math.abs(ratio - 1) <= 0.001, `${p.name}: counted ÷ answered = ${ratio}`)
   }
