@@ -1,7 +1,7 @@
 // Stops under the traffic a service really gets: keep-alive clients sending 200s, 404s (matched
 // and unmatched), 400s and slow requests, through `pm2 reload` (alone and with --update-env),
-// `pm2 restart`, stop + start and scale 8 → 3, against real PM2 and a real Prometheus scraping every second. What must hold:
-// every answered request is counted once in what Prometheus stored, no worker exits with a
+// `pm2 restart`, stop + start and scale 8 → 3, against real PM2 and a real Prometheus scraping
+// every second. What must hold: every answered request is counted once in what Prometheus stored, no worker exits with a
 // non-zero code, no client meets a reset, and after the scale exactly PM2's live workers are
 // expected.
 import assert from 'node:assert/strict'
