@@ -132,3 +132,30 @@ export async function startPrometheus(
     stop,
   }
 }
+
+/** Time of Prometheus' newest scrape of `job` (from `up`), in seconds; 0 before the first. */
+export async function lastScrapeAt(prometheus: PrometheusServer, job: string): Promise<number> {
+  const [sample] = await prometheus.query(`timestamp(up{job="${job}"})`)
+  return sample === undefined ? 0 : Number(sample.value?.[1])
+}
+
+/**
+ * Waits until Prometheus has scraped `job` `count` more times, every `intervalSeconds`;
+ * returns the newest scrape's time.
+ */
+export async function scrapesPass(
+  prometheus: PrometheusServer,
+  job: string,
+  intervalSeconds: number,
+  count: number,
+): Promise<number> {
+  const from = await lastScrapeAt(prometheus, job)
+  return waitFor(
+    `${count} more scrapes`,
+    async () => {
+      const at = await lastScrapeAt(prometheus, job)
+      return at >= from + (count - 0.5) * intervalSeconds ? at : undefined
+    },
+    { timeoutMs: (count + 10) * intervalSeconds * 1000, intervalMs: 250 },
+  )
+}

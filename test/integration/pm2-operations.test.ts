@@ -8,7 +8,11 @@ import { gaugeValue, parseExposition, scrape } from '../../harness/exposition'
 import { describeTally, startKeepAliveLoad } from '../../harness/load'
 import { waitFor } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
-import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
+import {
+  type PrometheusServer,
+  startPrometheus,
+  scrapesPass as waitForScrapes,
+} from '../../harness/prometheus'
 import { workerIdOfLink } from '../../src/cluster/socket-paths'
 
 const SCRAPE_INTERVAL_SECONDS = 5
@@ -36,23 +40,9 @@ after(async () => {
   await app?.stop()
 })
 
-/** Timestamp of Prometheus' newest scrape of the app (from `up`), in seconds. */
-async function lastScrapeAt(): Promise<number> {
-  const [sample] = await prometheus.query('timestamp(up{job="webapp"})')
-  return sample === undefined ? 0 : Number(sample.value?.[1])
-}
-
-/** Waits until Prometheus has scraped `count` more times than it had at the call. */
-async function scrapesPass(count: number): Promise<number> {
-  const from = await lastScrapeAt()
-  return waitFor(
-    `${count} more scrapes`,
-    async () => {
-      const at = await lastScrapeAt()
-      return at >= from + (count - 0.5) * SCRAPE_INTERVAL_SECONDS ? at : undefined
-    },
-    { timeoutMs: (count + 4) * SCRAPE_INTERVAL_SECONDS * 1000, intervalMs: 500 },
-  )
+/** Waits until Prometheus has scraped the app `count` more times; returns the newest scrape's time. */
+function scrapesPass(count: number): Promise<number> {
+  return waitForScrapes(prometheus, 'webapp', SCRAPE_INTERVAL_SECONDS, count)
 }
 
 /** Every stored sample of each series of `metric` on ROUTE between two scrape times. */

@@ -10,9 +10,13 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { gaugeValue, scrape } from '../../harness/exposition'
 import { describeTally, type LoadTally, startKeepAliveLoad } from '../../harness/load'
-import { sleep, waitFor } from '../../harness/net'
+import { sleep } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
-import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
+import {
+  type PrometheusServer,
+  startPrometheus,
+  scrapesPass as waitForScrapes,
+} from '../../harness/prometheus'
 
 const SCRAPE_INTERVAL_SECONDS = 1
 /** One request in six is slow, up to 2.5 s: some are in flight whenever a stop begins. */
@@ -51,22 +55,9 @@ after(async () => {
   await app?.stop()
 })
 
-async function lastScrapeAt(): Promise<number> {
-  const [sample] = await prometheus.query('timestamp(up{job="webapp"})')
-  return sample === undefined ? 0 : Number(sample.value?.[1])
-}
-
-/** Waits until Prometheus has scraped `count` more times; returns the newest scrape's time. */
-async function scrapesPass(count: number): Promise<number> {
-  const from = await lastScrapeAt()
-  return waitFor(
-    `${count} more scrapes`,
-    async () => {
-      const at = await lastScrapeAt()
-      return at >= from + (count - 0.5) * SCRAPE_INTERVAL_SECONDS ? at : undefined
-    },
-    { timeoutMs: (count + 10) * SCRAPE_INTERVAL_SECONDS * 1000, intervalMs: 250 },
-  )
+/** Waits until Prometheus has scraped the app `count` more times; returns the newest scrape's time. */
+function scrapesPass(count: number): Promise<number> {
+  return waitForScrapes(prometheus, 'webapp', SCRAPE_INTERVAL_SECONDS, count)
 }
 
 /** Runs `operation` under the traffic mix; returns what the clients saw. */
