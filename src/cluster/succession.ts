@@ -5,7 +5,8 @@
 //  - at start, when the link names no live process (first start, restart, after a crash), with
 //    the handover a stopped predecessor may have left; or
 //  - while waiting, with the handover of the very process it waits for (pm2 reload: the new
-//    process starts before the old one stops); or
+//    process starts before the old one stops), or once that process is gone, with the handover
+//    its last successor left; or
 //  - while waiting, when that process died without one (a crash: the series reset).
 // A waiting process whose link moves to another live process (a second reload, a scale) waits
 // for that one instead; it never takes the link from a live process without its handover. A
@@ -148,19 +149,23 @@ export class Succession {
   }
 
   private async checkWaiting(): Promise<void> {
-    const predecessor = this.predecessor as string
-    if (this.takeHandoverFrom(predecessor)) return
     const holder = this.linkTarget()
     if (holder === this.ownName) {
       // Pointed here from outside: scrapes already read this process, so it speaks now.
-      this.options.log.warn({ predecessor }, 'the link names this process; it speaks now')
+      this.options.log.warn(
+        { predecessor: this.predecessor },
+        'the link names this process; it speaks now',
+      )
       return this.takeOver(undefined)
     }
-    if (holder !== undefined && holder !== predecessor && this.isSibling(holder)) {
-      // Another process took over meanwhile (an overlapping reload): it is the one to wait for.
-      if (await this.isLive(holder)) return this.waitFor(holder)
+    // The link names the process that speaks, and only that process writes a handover: when it
+    // moved on (an overlapping reload took the handover first), the one to wait for moved too.
+    if (holder !== undefined && holder !== this.predecessor && this.isSibling(holder)) {
+      this.waitFor(holder)
     }
+    const predecessor = this.predecessor as string
     if (await this.isLive(predecessor)) {
+      if (this.takeHandoverFrom(predecessor)) return
       if (Date.now() - this.waitingSince < MAX_WAIT_MS) return
       this.options.log.warn(
         { predecessor },
@@ -168,10 +173,14 @@ export class Succession {
       )
       return this.takeOver(undefined)
     }
-    // Gone: it may have handed over just before it exited, or a sibling may be taking over.
-    if (this.takeHandoverFrom(predecessor)) return
+    // Gone, so no live process speaks: as at a start, the handover left is the last speaker's
+    // (the predecessor's, or a sibling's that spoke after it while this process was stalled).
+    const handover = this.claimHandover((found) => this.staleness(found))
+    if (handover !== undefined) return this.takeOver(handover)
     const claimer = await this.liveClaimer()
     if (claimer !== undefined) return this.waitFor(claimer)
+    // A sibling that finished taking over while this round ran: follow it next round.
+    if (this.linkTarget() !== holder) return
     this.options.log.warn(
       { predecessor },
       'the previous process of this worker exited without handing over; its series start from zero',
@@ -276,7 +285,8 @@ export class Succession {
       this.refuse(reason, handover)
       return undefined
     }
-    removeIfPresent(this.claimPath)
+    // The claim stays until the link names this process (takeOver), so a sibling that finds
+    // neither a handover nor a live predecessor sees who is taking over, and waits for it.
     return handover
   }
 

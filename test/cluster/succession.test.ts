@@ -23,7 +23,12 @@ import type { WorkerCommand } from '../fixtures/cluster-worker'
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'cluster-worker.ts')
 const base = mkdtempSync(join(tmpdir(), 'succession-'))
-after(() => rmSync(base, { recursive: true, force: true }))
+/** Every process a test started: one a failed test left running is killed, not waited for. */
+const children = new Set<ChildProcess>()
+after(() => {
+  for (const child of children) child.kill('SIGKILL')
+  rmSync(base, { recursive: true, force: true })
+})
 let dirs = 0
 
 interface Answer {
@@ -49,8 +54,13 @@ interface Worker {
 async function startWorker(dir: string, workerId = '1', scope = 'app:1'): Promise<Worker> {
   const child = fork(FIXTURE, [dir, workerId, scope], {
     execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Piped, not inherited: a process left behind must not hold the test runner's output open.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  child.stdout?.pipe(process.stdout)
+  child.stderr?.pipe(process.stderr)
   const next = () =>
     new Promise<Answer>((resolve, reject) => {
       child.once('message', resolve)
@@ -272,6 +282,29 @@ test('overlapping reloads: one process speaks at a time, and the counts add up e
     [...seen].sort((a, b) => a - b),
   )
   await stop(waiter)
+})
+
+test('a waiter stalled through a whole overlapping reload takes the handover of the last speaker', async () => {
+  const dir = newDir()
+  const old = await startWorker(dir)
+  await old.send({ op: 'count', n: 10 })
+  const stalled = await startWorker(dir)
+  await stalled.send({ op: 'count', n: 1 })
+  // Stopped by the kernel (a loaded machine, a paused container): it misses every round below.
+  stalled.child.kill('SIGSTOP')
+  const second = await startWorker(dir)
+  await second.send({ op: 'count', n: 2 })
+  await stop(old)
+  await becomesCurrent(second)
+  assert.deepEqual(await second.counts(), answered(12))
+  // Its successor never answers, so the link is removed; the handover names `second`.
+  await stop(second)
+  assert.equal(existsSync(join(dir, '1.sock')), false)
+  stalled.child.kill('SIGCONT')
+  await becomesCurrent(stalled)
+  assert.deepEqual(await stalled.counts(), answered(13))
+  assert.equal(readdirSync(dir).filter((name) => name.includes('.refused-')).length, 0)
+  await stop(stalled)
 })
 
 test('a process whose link is taken by another live process restarts from zero and waits for it', async () => {
