@@ -7,7 +7,13 @@
 // itself that renders the live values plus the carried base, and forgets the base on reset()
 // and remove(); everything else (inc, labels, observe, startTimer, zero...) is the metric's own,
 // so `registry.getSingleMetric(name)` is as usable as before.
-import type { Metric, Registry, RegistryContentType } from 'prom-client'
+import {
+  Counter,
+  Histogram,
+  type Metric,
+  type Registry,
+  type RegistryContentType,
+} from 'prom-client'
 import {
   asRenderable,
   defaultLabelsOf,
@@ -173,6 +179,28 @@ export class CarriedMetrics {
       registry.removeSingleMetric(name)
       registry.registerMetric(carried.registered as unknown as Metric)
       this.metrics.set(name, carried)
+    }
+  }
+
+  /** The names of the metrics carried (those the registry has). */
+  names(): string[] {
+    return [...this.metrics.keys()]
+  }
+
+  /**
+   * Registers in `registry` empty metrics defined as these are (name, help, label names,
+   * buckets), for values of another process to be added to and rendered from.
+   */
+  defineIn(registry: Registry<RegistryContentType>): void {
+    for (const [name, metric] of this.metrics) {
+      const definition = {
+        name,
+        help: metric.inner.help,
+        labelNames: [...metric.labelNames],
+        registers: [registry],
+      }
+      if (metric.histogram) new Histogram({ ...definition, buckets: [...metric.upperBounds] })
+      else new Counter(definition)
     }
   }
 

@@ -6,7 +6,13 @@ import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { Registry } from 'prom-client'
 import { CarriedMetrics } from './carried-metrics'
-import { type ExpositionFormat, mergeExpositions, renderRegistry } from './exposition'
+import { DepartedWorkers } from './departed-workers'
+import {
+  type ExpositionFormat,
+  type ExpositionPart,
+  mergeExpositions,
+  renderRegistry,
+} from './exposition'
 import { addGatherMetrics } from './gather-health'
 import { UnsafeDirectoryError, type UnsafeReason } from './private-dir'
 import { ProblemLog } from './problem-log'
@@ -69,6 +75,7 @@ export class ClusterView {
   private readonly instance = newInstance()
   private readonly socketPath: string
   private succession: Succession | undefined
+  private departed: DepartedWorkers | undefined
   private healTimer: NodeJS.Timeout | undefined
   private healing = false
   /** Why the socket directory is not trusted now; this worker then answers alone. */
@@ -99,15 +106,21 @@ export class ClusterView {
 
   /** Starts answering siblings and takes this worker id over; call once the metrics exist. */
   async start(): Promise<void> {
-    const { registry, workerId, paths } = this.options
+    const { registry, workerId, paths, scope } = this.options
+    const carried = new CarriedMetrics(
+      registry,
+      this.options.carriedMetrics ?? DEFAULT_CARRIED_METRICS,
+    )
+    const log = this.options.log ?? quietLog
     this.succession = new Succession({
       paths,
       workerId,
-      scope: this.options.scope,
+      scope,
       instance: this.instance,
-      carried: new CarriedMetrics(registry, this.options.carriedMetrics ?? DEFAULT_CARRIED_METRICS),
-      log: this.options.log ?? quietLog,
+      carried,
+      log,
     })
+    this.departed = new DepartedWorkers({ paths, scope, registry, carried, log })
     await this.server.listen()
     await this.succession.start()
     this.healTimer = setInterval(() => void this.heal(), HEAL_INTERVAL_MS)
@@ -221,8 +234,24 @@ export class ClusterView {
       durationSeconds: durationMs / 1000,
       timeoutSeconds: budgetMs / 1000,
     })
-    parts.push({ workerId: '', pid: process.pid, text: await renderRegistry(health, format) })
-    return { text: mergeExpositions(parts, format), expected, answered, durationMs }
+    // In a directory others may write to, a handover is no worker's either.
+    const left = untrusted === undefined ? await this.departedParts(expected, format) : []
+    const own = { workerId: '', text: await renderRegistry(health, format) }
+    const text = mergeExpositions([...parts, ...left, own], format)
+    return { text, expected, answered, durationMs }
+  }
+
+  /** The last counts of workers that left, rendered by DepartedWorkers; none if unreadable. */
+  private async departedParts(
+    expected: readonly string[],
+    format: ExpositionFormat,
+  ): Promise<ExpositionPart[]> {
+    try {
+      return (await this.departed?.render(new Set(expected), format)) ?? []
+    } catch (err) {
+      this.options.onError?.(err as Error)
+      return []
+    }
   }
 
   /**

@@ -91,6 +91,26 @@ export function handoverAge(handover: Handover, now = Date.now()): number {
 }
 
 /**
+ * Why `handover` does not continue the counts of `workerId` in `scope` now (another app, port
+ * or worker, or older than a stop lasts), or `undefined` if it does.
+ */
+export function handoverMismatch(
+  handover: Handover,
+  scope: string,
+  workerId: string,
+  now = Date.now(),
+): string | undefined {
+  if (handover.scope !== scope || handover.workerId !== workerId) {
+    return `it is for ${handover.scope} worker ${handover.workerId}`
+  }
+  const age = handoverAge(handover, now)
+  if (age > MAX_HANDOVER_AGE_MS) {
+    return `it was written ${Math.round(age / 1000)} s ago, longer than a stop lasts`
+  }
+  return undefined
+}
+
+/**
  * Reads and validates the handover at `path` without removing it. Throws
  * `MalformedHandoverError` naming the problem for anything that is not a valid handover file
  * (a link, FIFO, directory, a file above `MAX_HANDOVER_BYTES`, bad content), and the original

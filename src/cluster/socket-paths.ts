@@ -28,6 +28,7 @@ const ID = `[A-Za-z0-9_-]{1,${MAX_WORKER_ID_LENGTH}}`
 const LINK_NAME = new RegExp(`^(${ID})\\.sock$`)
 const OWN_SOCKET_NAME = new RegExp(`^(${ID})\\.(${INSTANCE})\\.sock$`)
 const CLAIM_NAME = new RegExp(`^(${ID})\\.handover\\.(${INSTANCE})\\.claimed$`)
+const HANDOVER_NAME = new RegExp(`^(${ID})\\.handover\\.json$`)
 
 export class InvalidWorkerIdError extends Error {
   override name = 'InvalidWorkerIdError'
@@ -125,6 +126,11 @@ export function workerIdOfLink(name: string): string | undefined {
 export function parseOwnSocket(name: string): { workerId: string; instance: string } | undefined {
   const match = OWN_SOCKET_NAME.exec(name)
   return match ? { workerId: match[1], instance: match[2] } : undefined
+}
+
+/** The worker id a handover's file name is for, or `undefined` if `name` is not a handover. */
+export function workerIdOfHandover(name: string): string | undefined {
+  return HANDOVER_NAME.exec(name)?.[1]
 }
 
 /** Worker id and claiming instance of a handover claim's file name, or `undefined`. */

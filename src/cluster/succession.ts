@@ -18,7 +18,7 @@ import { basename, join } from 'node:path'
 import type { CarriedMetrics } from './carried-metrics'
 import {
   type Handover,
-  MAX_HANDOVER_AGE_MS,
+  handoverMismatch,
   MalformedHandoverError,
   moveAside,
   readHandoverFile,
@@ -300,15 +300,7 @@ export class Succession {
 
   /** Why a handover is not for this worker and moment, or `undefined`. */
   private staleness(handover: Handover): string | undefined {
-    const { scope, workerId } = this.options
-    if (handover.scope !== scope || handover.workerId !== workerId) {
-      return `it is for ${handover.scope} worker ${handover.workerId}`
-    }
-    const age = Date.now() - handover.writtenAt
-    if (age > MAX_HANDOVER_AGE_MS) {
-      return `it was written ${Math.round(age / 1000)} s ago, longer than a stop lasts`
-    }
-    return undefined
+    return handoverMismatch(handover, this.options.scope, this.options.workerId)
   }
 
   /** The socket of a live sibling that is taking a handover over right now, if any. */

@@ -1,6 +1,7 @@
 // The cluster view's transport in one process: workers' views over real unix sockets in a
 // private directory. Who is expected, who answered, what a scrape holds, in both formats.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import {
   chmodSync,
   chownSync,
@@ -19,8 +20,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { Gauge } from 'prom-client'
+import { duplicateSeries } from '../../harness/exposition'
 import { waitFor } from '../../harness/net'
 import { ClusterView } from '../../src/cluster/cluster-view'
+import { MAX_HANDOVER_AGE_MS, writeHandover } from '../../src/cluster/handover'
 import { createSocketPaths, socketDirFor } from '../../src/cluster/socket-paths'
 import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
 
@@ -55,7 +58,7 @@ function view(workerId: string, subdir: string, reuseMs = 0) {
     paths: createSocketPaths(join(base, subdir)),
     onMissing: (ids) => missing.push(ids),
   })
-  return { clusterView, missing, renders: () => renders }
+  return { clusterView, http, missing, renders: () => renders }
 }
 
 const requestsLine = (id: string, n: number) =>
@@ -99,10 +102,108 @@ test('the expected workers are those with a link: a graceful stop leaves the set
     const result = await zero.clusterView.gather()
     assert.deepEqual(result.expected, ['0', '1'])
     assert.deepEqual(result.answered, ['0', '1'])
-    assert.doesNotMatch(result.text, /worker_id="2"/)
+    assert.doesNotMatch(result.text, /^cluster_metrics_worker_up\{worker_id="2"\}/m)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()
+  }
+})
+
+test('a worker that left serves its last counts through the others until a process of it takes them', async () => {
+  const zero = view('0', 'left')
+  const one = view('1', 'left')
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  const labels = { method: 'GET', route: '/', status_code: '200', worker_id: '1' }
+  try {
+    await zero.clusterView.gather()
+    // Counted after the last scrape that reached worker 1, then a scale down stops it.
+    one.http.requestsTotal.inc(labels, 5)
+    one.http.requestDuration.observe(labels, 0.05)
+    await one.clusterView.close()
+    for (const format of ['prometheus', 'openmetrics'] as const) {
+      const result = await zero.clusterView.gather(format)
+      assert.deepEqual(result.expected, ['0'])
+      assert.deepEqual(result.answered, ['0'])
+      assert.match(
+        result.text,
+        /^http_requests_total\{method="GET",route="\/",status_code="200",worker_id="1"\} 7$/m,
+      )
+      assert.match(
+        result.text,
+        /^http_request_duration_seconds_count\{method="GET",route="\/",status_code="200",worker_id="1"\} 1$/m,
+      )
+      assert.doesNotMatch(result.text, /^cluster_metrics_worker_up\{worker_id="1"\}/m)
+      assert.equal(
+        result.text.match(/^# TYPE http_request_duration_seconds histogram$/gm)?.length,
+        1,
+      )
+    }
+    // Worker 1 comes back (scale up): its new process takes the handover and continues from 7.
+    const back = view('1', 'left')
+    await back.clusterView.start()
+    try {
+      assert.equal(existsSync(join(base, 'left', '1.handover.json')), false)
+      const result = await zero.clusterView.gather()
+      assert.deepEqual(result.answered, ['0', '1'])
+      assert.deepEqual(duplicateSeries(result.text), [])
+      assert.match(result.text, requestsLine('1', 9))
+    } finally {
+      await back.clusterView.close()
+    }
+  } finally {
+    await zero.clusterView.close()
+  }
+})
+
+test('a handover of another app, an old one or a FIFO is not served as a worker that left', async () => {
+  const dir = join(base, 'not-served')
+  const zero = view('0', 'not-served')
+  await zero.clusterView.start()
+  const families = (workerId: string) => [
+    {
+      name: 'http_requests_total',
+      type: 'counter' as const,
+      values: [
+        {
+          labels: { method: 'GET', route: '/', status_code: '200', worker_id: workerId },
+          value: 40,
+        },
+      ],
+    },
+  ]
+  writeHandover(join(dir, '5.handover.json'), {
+    scope: 'other:2',
+    workerId: '5',
+    pid: 1,
+    families: families('5'),
+  })
+  writeHandover(join(dir, '6.handover.json'), {
+    scope: 'test:1',
+    workerId: '6',
+    pid: 1,
+    writtenAt: Date.now() - MAX_HANDOVER_AGE_MS - 1000,
+    families: families('6'),
+  })
+  execFileSync('mkfifo', [join(dir, '7.handover.json')])
+  writeHandover(join(dir, '8.handover.json'), {
+    scope: 'test:1',
+    workerId: '8',
+    pid: 1,
+    families: families('8'),
+  })
+  try {
+    const result = await zero.clusterView.gather()
+    assert.doesNotMatch(result.text, /worker_id="[567]"/)
+    // The one that is fit is served, which shows the others were looked at.
+    assert.match(
+      result.text,
+      /^http_requests_total\{method="GET",route="\/",status_code="200",worker_id="8"\} 40$/m,
+    )
+    // Left where they are: refusing them at a start is a successor's job.
+    for (const id of ['5', '6', '7', '8']) assert.ok(existsSync(join(dir, `${id}.handover.json`)))
+  } finally {
+    await zero.clusterView.close()
   }
 })
 

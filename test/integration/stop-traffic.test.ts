@@ -213,14 +213,12 @@ test('reload, restart, stop + start, reload --update-env and scale 8 → 3 under
       assert.ok(p.tally.statuses.get(status), `${p.name}: ${status}`)
     assert.deepEqual(p.drops, [], p.name)
   }
-  // A replaced process hands its last counts to its successor: exact within 0.1 %.
-  for (const p of [reload, restart, stopStart, updateEnv]) {
+  // A replaced process hands its last counts to its successor, and a worker removed by the
+  // scale down to the workers that stay, which serve them: exact within 0.1 %.
+  for (const p of phases) {
     const ratio = p.counted / p.answered
     assert.ok(Math.abs(ratio - 1) <= 0.001, `${p.name}: counted ÷ answered = ${ratio}`)
   }
-  // A worker removed by a scale down has no successor: what it counted after Prometheus' last
-  // scrape of it waits in its handover (docs/reliability.md). Never more than was answered.
-  assert.ok(scale.counted <= scale.answered, `scale: ${scale.counted} > ${scale.answered}`)
 
   // After the scale, every scrape expects exactly the workers PM2 runs.
   const live = (await app.list()).filter((p) => p.status === 'online').map((p) => p.workerId)

@@ -1,0 +1,129 @@
+// The last counts of workers that left for good (pm2 scale down, a stop of some of them). Such
+// a worker writes its handover like any stopping process, but no successor takes it, so what
+// it counted after Prometheus' last scrape of it would never be stored. Until a process of that
+// worker id takes the handover, or it is too old to continue anything, the answering worker
+// renders it under the departed worker's id: the next scrape stores those final values, and
+// the series end there (stale), as a stopped process' series do.
+import { lstatSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Registry, type RegistryContentType } from 'prom-client'
+import { defaultLabelsOf } from '../lib/prom-client-internals'
+import { CarriedMetrics } from './carried-metrics'
+import type { ExpositionFormat } from './exposition-format'
+import type { ExpositionPart } from './exposition-merge'
+import { renderRegistry } from './exposition-render'
+import { type Handover, handoverMismatch, MAX_HANDOVER_AGE_MS, readHandoverFile } from './handover'
+import { type SocketPaths, workerIdOfHandover } from './socket-paths'
+import type { SuccessionLog } from './succession'
+
+export interface DepartedWorkersOptions {
+  paths: SocketPaths
+  scope: string
+  /** The worker's own registry: its default labels, and the carried metrics' definitions. */
+  registry: Registry<RegistryContentType>
+  carried: CarriedMetrics
+  log: SuccessionLog
+}
+
+/** One handover file as last read, known by its inode, size and mtime. */
+interface Read {
+  identity: string
+  /** What to render it from, or why it is not rendered. */
+  registry: Registry<RegistryContentType> | string
+  writtenAt: number
+  texts: Map<ExpositionFormat, Promise<string>>
+}
+
+export class DepartedWorkers {
+  private readonly reads = new Map<string, Read>()
+
+  constructor(private readonly options: DepartedWorkersOptions) {}
+
+  /**
+   * The final values of every worker id not in `expected` that left a handover no process has
+   * taken, each rendered in `format` as its own part. A file is read and rendered once; it is
+   * never changed here (a successor may still take it).
+   */
+  async render(expected: ReadonlySet<string>, format: ExpositionFormat): Promise<ExpositionPart[]> {
+    const { dir } = this.options.paths
+    const parts: ExpositionPart[] = []
+    const present = new Set<string>()
+    for (const name of readdirSync(dir)) {
+      const workerId = workerIdOfHandover(name)
+      if (workerId === undefined || expected.has(workerId)) continue
+      present.add(name)
+      const read = this.read(name, workerId)
+      if (read === undefined || typeof read.registry === 'string') continue
+      // Too old now: a successor would refuse it too, and Prometheus has its final values.
+      if (Date.now() - read.writtenAt > MAX_HANDOVER_AGE_MS) continue
+      let text = read.texts.get(format)
+      if (text === undefined) {
+        text = renderRegistry(read.registry, format)
+        read.texts.set(format, text)
+      }
+      parts.push({ workerId, text: await text })
+    }
+    for (const name of this.reads.keys()) if (!present.has(name)) this.reads.delete(name)
+    return parts
+  }
+
+  /** The file `name` as read before if unchanged since, else read now; `undefined` if gone. */
+  private read(name: string, workerId: string): Read | undefined {
+    const path = join(this.options.paths.dir, name)
+    const stat = lstatSync(path, { throwIfNoEntry: false })
+    if (stat === undefined) return undefined
+    const identity = `${stat.ino}:${stat.size}:${stat.mtimeMs}`
+    const known = this.reads.get(name)
+    if (known?.identity === identity) return known
+    let read: Read
+    try {
+      const handover = readHandoverFile(path)
+      read = {
+        identity,
+        registry: this.registryFor(handover, workerId),
+        writtenAt: handover.writtenAt,
+        texts: new Map(),
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined // taken meanwhile
+      read = { identity, registry: String(err), writtenAt: 0, texts: new Map() }
+    }
+    this.reads.set(name, read)
+    if (typeof read.registry === 'string') {
+      this.options.log.warn(
+        { worker_id: workerId, reason: read.registry },
+        'not serving the handover of a worker that left',
+      )
+    } else {
+      this.options.log.info(
+        { worker_id: workerId },
+        'serving the last counts of a worker that left, until a process of it takes them',
+      )
+    }
+    return read
+  }
+
+  /** A registry holding `handover`'s values alone, or why it cannot be rendered. */
+  private registryFor(
+    handover: Handover,
+    workerId: string,
+  ): Registry<RegistryContentType> | string {
+    const mismatch = handoverMismatch(handover, this.options.scope, workerId)
+    if (mismatch !== undefined) return mismatch
+    const registry = new Registry<RegistryContentType>()
+    // The departed worker's series carry its worker_id, as its own registry rendered them.
+    registry.setDefaultLabels({ ...defaultLabelsOf(this.options.registry), worker_id: workerId })
+    this.options.carried.defineIn(registry)
+    const carried = new CarriedMetrics(registry, this.options.carried.names())
+    const incompatibility = carried.incompatibility(handover.families)
+    if (incompatibility !== undefined) return incompatibility
+    const { dropped, reasons } = carried.add(handover.families)
+    if (dropped > 0) {
+      this.options.log.warn(
+        { worker_id: workerId, dropped, reasons },
+        'left series out of a departed worker’s handover that this process’ metrics no longer define',
+      )
+    }
+    return registry
+  }
+}
