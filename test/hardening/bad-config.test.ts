@@ -218,6 +218,27 @@ test("the image's command exits 78 on a bad configuration, naming the variable",
   }
 })
 
+test('npm run start:foreground runs the same checked start: 78 on a bad PORT, naming it', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'pm2-foreground-bad-'))
+  try {
+    const result = await runToExit(
+      'npm',
+      ['run', 'start:foreground'],
+      env({
+        PM2_HOME: home,
+        PORT: 'notaport',
+        npm_config_cache: join(home, 'npm'),
+        npm_config_update_notifier: 'false',
+      }),
+    )
+    // npm exits with the script's own status.
+    assert.equal(result.code, 78, result.output)
+    assert.match(result.output, /invalid configuration: .*\bPORT\b/)
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+  }
+})
+
 test("the image's command exits non-zero when no worker can take the port", async () => {
   const { port, release } = await takenPort()
   const home = mkdtempSync(join(tmpdir(), 'pm2-runtime-port-'))
