@@ -3,14 +3,23 @@
 import { openMetricsContentType, prometheusContentType } from 'prom-client'
 import { type MediaRange, parseAccept } from './accept-header'
 
-/** The bytes of an answer: `prometheus`, the text format; `openmetrics`, OpenMetrics 1.0 text. */
-export type ExpositionFormat = 'prometheus' | 'openmetrics'
+/** The text formats: `prometheus`, the text format; `openmetrics`, OpenMetrics 1.0 text. */
+export type TextFormat = 'prometheus' | 'openmetrics'
 
-/** The Content-Type prom-client renders each format under. */
+/**
+ * The bytes of an answer: a text format, or `protobuf`, delimited
+ * io.prometheus.client.MetricFamily messages.
+ */
+export type ExpositionFormat = TextFormat | 'protobuf'
+
+/** A rendered exposition: text for the text formats, bytes for protobuf. */
+export type Exposition = string | Uint8Array
+
+/** The Content-Type prom-client renders each text format under. */
 export const CONTENT_TYPES = {
   prometheus: prometheusContentType,
   openmetrics: openMetricsContentType,
-} as const satisfies Record<ExpositionFormat, string>
+} as const satisfies Record<TextFormat, string>
 
 /** What a scrape gets: the bytes to render, and the Content-Type that names them. */
 export interface Negotiated {

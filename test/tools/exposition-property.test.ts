@@ -5,11 +5,7 @@ import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import fc from 'fast-check'
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client'
-import {
-  type ExpositionFormat,
-  mergeExpositions,
-  renderRegistry,
-} from '../../src/cluster/exposition'
+import { mergeExpositions, renderRegistry, type TextFormat } from '../../src/cluster/exposition'
 import { ExpositionParser, type ParsedFamily } from './exposition-parser'
 
 const parser = new ExpositionParser()
@@ -167,7 +163,7 @@ function union(perPart: ParsedFamily[][]): ParsedFamily[] {
 
 const RUNS = 100
 
-for (const format of ['prometheus', 'openmetrics'] as const satisfies ExpositionFormat[]) {
+for (const format of ['prometheus', 'openmetrics'] as const satisfies TextFormat[]) {
   test(`${format}: the merged exposition parses to the union of the workers' own`, async () => {
     await fc.assert(
       fc.asyncProperty(cluster, async ({ families, workers }) => {
