@@ -3,16 +3,7 @@
 // histogram series only.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { setImmediate as nextTurn } from 'node:timers/promises'
-import {
-  Counter,
-  Gauge,
-  Histogram,
-  type Metric,
-  Registry,
-  type RegistryContentType,
-  Summary,
-} from 'prom-client'
+import { Histogram, type Metric, Registry } from 'prom-client'
 import {
   decodeFamilies,
   protobufSamples,
@@ -23,82 +14,10 @@ import {
 import { renderRegistry } from '../../src/cluster/exposition'
 import { PROTOBUF_CONTENT_TYPE } from '../../src/cluster/protobuf/metrics-schema'
 import { type NativeHistogramFields, renderProtobuf } from '../../src/cluster/protobuf/render'
-
-/** An exemplar's labels (a variable, which prom-client's types accept for any label name). */
-const trace = (id: string): Record<string, string> => ({ trace_id: id })
-
-/** Every kind of family prom-client renders, with default labels and exemplars. */
-function fullRegistry(): Registry<RegistryContentType> {
-  const registry = new Registry<RegistryContentType>()
-  registry.setDefaultLabels({ worker_id: '3' })
-  // Exemplars need metrics constructed outside a text-format registry (see http-metrics.ts).
-  const jobs = new Counter({
-    name: 'jobs_total',
-    help: 'Jobs done.',
-    labelNames: ['kind'],
-    registers: [],
-    enableExemplars: true,
-  })
-  registry.registerMetric(jobs)
-  jobs.inc({ labels: { kind: 'a"b\\c\nd' }, value: 2, exemplarLabels: trace('abc') })
-  jobs.inc({ labels: { kind: 'plain' }, value: 5 })
-  new Gauge({
-    name: 'queue_depth',
-    help: 'Jobs waiting.',
-    registers: [registry],
-    async collect() {
-      await nextTurn()
-      this.set(-7.25)
-    },
-  })
-  const duration = new Histogram({
-    name: 'job_duration_seconds',
-    help: 'Job time.',
-    labelNames: ['route', 'worker_id'],
-    buckets: [0.1, 0.5, 2],
-    registers: [],
-    enableExemplars: true,
-  })
-  registry.registerMetric(duration)
-  duration.observe({ labels: { route: '/' }, value: 0.3, exemplarLabels: trace('x') })
-  duration.observe({ labels: { route: '/' }, value: 9, exemplarLabels: trace('y') })
-  duration.observe({ labels: { route: '/b' }, value: 0.05 })
-  // Its own worker_id wins over the default label, as prom-client renders it.
-  duration.observe({ labels: { route: '/c', worker_id: 'own' }, value: 1 })
-  duration.zero({ route: '/never' })
-  const size = new Summary({
-    name: 'payload_bytes',
-    help: 'Payload sizes.',
-    percentiles: [0.5, 0.99],
-    registers: [registry],
-  })
-  for (const bytes of [10, 20, 3000]) size.observe(bytes)
-  const special = new Gauge({
-    name: 'special_values',
-    help: 'Infinities.',
-    labelNames: ['v'],
-    registers: [registry],
-  })
-  special.set({ v: 'inf' }, Number.POSITIVE_INFINITY)
-  special.set({ v: 'minus' }, Number.NEGATIVE_INFINITY)
-  registry.registerMetric(untypedMetric('legacy_value', 4.5) as unknown as Metric)
-  new Counter({
-    name: 'never_counted_total',
-    help: 'No series yet.',
-    labelNames: ['x'],
-    registers: [registry],
-  })
-  return registry
-}
-
-/** A metric of a type prom-client has no class for: rendered as untyped in every format. */
-function untypedMetric(name: string, value: number) {
-  const data = { name, help: 'An untyped value.', type: 'untyped', aggregator: 'sum' }
-  return { ...data, get: async () => ({ ...data, values: [{ labels: { unit: 'x' }, value }] }) }
-}
+import { everyKindRegistry } from '../fixtures/every-kind-registry'
 
 test('every series, value and exemplar is what OpenMetrics renders for the same registry', async () => {
-  const registry = fullRegistry()
+  const registry = everyKindRegistry()
   const families = decodeFamilies(await renderProtobuf(registry))
   const fromProtobuf = samplesByKey(protobufSamples(families))
   const fromOpenMetrics = samplesByKey(textSamples(await renderRegistry(registry, 'openmetrics')))
@@ -113,7 +32,7 @@ test('every series, value and exemplar is what OpenMetrics renders for the same 
 })
 
 test('families: the text format’s names (a counter keeps _total), types and help, in order', async () => {
-  const registry = fullRegistry()
+  const registry = everyKindRegistry()
   const families = decodeFamilies(await renderProtobuf(registry))
   const text = await renderRegistry(registry, 'prometheus')
   const headers = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => [name, type])
@@ -132,7 +51,7 @@ test('families: the text format’s names (a counter keeps _total), types and he
 })
 
 test('labels are sorted by name and carry the default labels, a series’ own value first', async () => {
-  const families = decodeFamilies(await renderProtobuf(fullRegistry()))
+  const families = decodeFamilies(await renderProtobuf(everyKindRegistry()))
   for (const family of families) {
     for (const metric of family.metric ?? []) {
       const names = (metric.label ?? []).map((pair) => pair.name)
@@ -145,12 +64,12 @@ test('labels are sorted by name and carry the default labels, a series’ own va
     ?.metric?.find((m) => m.label?.some((l) => l.name === 'route' && l.value === '/c'))
   assert.deepEqual(own?.label, [
     { name: 'route', value: '/c' },
-    { name: 'worker_id', value: 'own' },
+    { name: 'worker_id', value: 'own-3' },
   ])
 })
 
 test('a histogram’s +Inf bucket is sent only to carry an exemplar; its count is the sample count', async () => {
-  const families = decodeFamilies(await renderProtobuf(fullRegistry()))
+  const families = decodeFamilies(await renderProtobuf(everyKindRegistry()))
   const histogram = families.find((f) => f.name === 'job_duration_seconds')
   const byRoute = (route: string) =>
     histogram?.metric?.find((m) => m.label?.some((l) => l.name === 'route' && l.value === route))
@@ -199,7 +118,7 @@ test('counts that are not whole numbers go in the _float fields', async () => {
 })
 
 test('the native hook adds its fields to histogram series, with labels as exposed', async () => {
-  const registry = fullRegistry()
+  const registry = everyKindRegistry()
   const asked: Array<[string, Record<string, string>]> = []
   const native: NativeHistogramFields = {
     schema: 3,
@@ -225,7 +144,7 @@ test('the native hook adds its fields to histogram series, with labels as expose
     [
       ['job_duration_seconds', '/', '3'],
       ['job_duration_seconds', '/b', '3'],
-      ['job_duration_seconds', '/c', 'own'],
+      ['job_duration_seconds', '/c', 'own-3'],
       ['job_duration_seconds', '/never', '3'],
     ],
   )
@@ -290,7 +209,7 @@ test('a native histogram with no observations and no zero bucket gets the no-op 
 })
 
 test('the registry is untouched and concurrent renders in every format stay apart', async () => {
-  const registry = fullRegistry()
+  const registry = everyKindRegistry()
   const expected = {
     protobuf: await renderProtobuf(registry),
     prometheus: await renderRegistry(registry, 'prometheus'),
