@@ -77,7 +77,9 @@ export async function renderProtobuf(
   for (const data of families) {
     MetricFamilyType.encodeDelimited(familyMessage(data, defaults, options), writer)
   }
-  return Buffer.from(writer.finish())
+  // In Node protobufjs writes into a Buffer already: wrap, never copy.
+  const bytes = writer.finish()
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
 }
 
 interface LabelPair {
