@@ -3,13 +3,15 @@
 # same generation (0.28, `prometheus-alertmanager` with amtool) from newer Debian suites than
 # this machine's, and unpacks them into .tools/prometheus-3/ for the tests (harness/tools.ts
 # prefers them). With them comes prometheus/client_model 0.6
-# (`golang-github-prometheus-client-model-dev`, from sid), for its official
+# (`golang-github-prometheus-client-model-dev`, from sid) for its official
 # io/prometheus/client/metrics.proto: the protobuf exposition's schema, with native histograms
-# and MetricFamily.unit, which the protobuf tests compare and compile. Nothing is installed: apt reads a temporary sources list and its own state
-# directory, `apt-get download` fetches the .deb files, `dpkg-deb -x` unpacks them. The
-# binaries are static Go programs that need only libc 2.34, so they run on bookworm.
+# and MetricFamily.unit, which the protobuf tests compare and compile. Nothing is installed:
+# apt reads a temporary sources list and its own state directory, `apt-get download` fetches
+# the .deb files, `dpkg-deb -x` unpacks them. The binaries are static Go programs that need
+# only libc 2.34, so they run on bookworm.
 #
-# Idempotent: does nothing when the unpacked binaries already report the wanted series.
+# Idempotent: does nothing when the unpacked binaries already report the wanted series and
+# the schema of the wanted client_model is there.
 # Series (upstream version prefixes) and suites can be overridden for a later move:
 #   PROMETHEUS3_SERIES=3.5.  ALERTMANAGER_SERIES=0.28.  CLIENT_MODEL_SERIES=0.6.
 #   PROMETHEUS3_SUITES="forky sid trixie"

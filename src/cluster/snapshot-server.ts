@@ -1,8 +1,8 @@
 // Serves this worker's own exposition on a private unix socket. A sibling connects, writes the
 // format it wants on one line, and reads back one header line (who answered) and the exposition
-// rendered here, text or protobuf's bytes as they are; then the connection ends. The socket's path is unique to this
-// process, so during `pm2 reload` two processes of one worker id never clash, and closing
-// (which unlinks the path) only ever removes this process' own socket.
+// rendered here, text or protobuf's bytes as they are; then the connection ends. The socket's
+// path is unique to this process, so during `pm2 reload` two processes of one worker id never
+// clash, and closing (which unlinks the path) only ever removes this process' own socket.
 import { statSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Exposition, ExpositionFormat } from './exposition'

@@ -82,7 +82,7 @@ function pythonNumber(text: string): number {
   return Number(text)
 }
 
-/** A sample with `le` and `quantile` written as JavaScript writes the number, as prom-client does. */
+/** A sample, `le` and `quantile` written as JavaScript writes the number (as prom-client does). */
 function sampleOf([name, labels, value, exemplar]: RawSample): Sample {
   const written = { ...labels }
   for (const magic of ['le', 'quantile']) {

@@ -76,8 +76,14 @@ def exemplar_of(message, has):
         return None
     exemplar = {"labels": {l.name: l.value for l in message.label}, "value": num(message.value)}
     if message.HasField("timestamp"):
-        exemplar["timestampMs"] = message.timestamp.seconds * 1000 + message.timestamp.nanos // 1_000_000
+        timestamp = message.timestamp
+        exemplar["timestampMs"] = timestamp.seconds * 1000 + timestamp.nanos // 1_000_000
     return exemplar
+
+
+def count_of(float_count, integer_count):
+    """A float count overrides the integer one when above zero (metrics.proto)."""
+    return float_count if float_count > 0 else integer_count
 
 
 def samples_of(family):
@@ -104,12 +110,13 @@ def samples_of(family):
             add(f"{name}_count", labels, s.sample_count)
         elif family.type in (T.HISTOGRAM, T.GAUGE_HISTOGRAM):
             h = metric.histogram
-            count = h.sample_count_float if h.sample_count_float > 0 else h.sample_count
+            count = count_of(h.sample_count_float, h.sample_count)
             saw_inf = False
             for b in h.bucket:
-                cumulative = b.cumulative_count_float if b.cumulative_count_float > 0 else b.cumulative_count
+                cumulative = count_of(b.cumulative_count_float, b.cumulative_count)
                 saw_inf = saw_inf or b.upper_bound == float("inf")
-                add(f"{name}_bucket", labels, cumulative, exemplar_of(b.exemplar, b.HasField("exemplar")), le=num(b.upper_bound))
+                exemplar = exemplar_of(b.exemplar, b.HasField("exemplar"))
+                add(f"{name}_bucket", labels, cumulative, exemplar, le=num(b.upper_bound))
             if not saw_inf:
                 add(f"{name}_bucket", labels, count, le=num(float("inf")))
             add(f"{name}_sum", labels, h.sample_sum)
@@ -145,7 +152,8 @@ def family_of(family):
 for line in sys.stdin:
     request = json.loads(line)
     try:
-        answer = {"families": [family_of(f) for f in families_of(base64.b64decode(request["bytes"]))]}
+        data = base64.b64decode(request["bytes"])
+        answer = {"families": [family_of(f) for f in families_of(data)]}
     except Exception as error:  # any decoding failure is the answer, not a crash
         answer = {"error": f"{type(error).__name__}: {error}"}
     sys.stdout.write(json.dumps(answer) + "\n")
