@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The container tier (test/containers/): installs what it needs (scripts/ensure-container-tools.sh),
+# starts a Docker engine unless one runs (scripts/docker-engine.sh), builds the base images from
+# Debian's packages unless present (scripts/build-base-images.sh), runs the tier's tests one file
+# at a time, and stops the engine again if it started it.
+#
+# CONTAINER_TIER says what happens when no engine can be had:
+#   required  the tier fails (exit 1). The default of `npm run test:containers`, and of CI
+#             (CI=true): a machine that can run Docker must not pass without running the tier.
+#   auto      the default of `npm test` elsewhere: the tier says loudly that it did not run and
+#             why, reports each of its tests as a todo naming that reason, and exits 0.
+#   off       the tier does not run, and says so in the same way.
+# Everything else (a base image or a test that fails) fails the tier in every mode.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+# The project's Node 24 (the `node` dev dependency), as inside npm scripts.
+export PATH="$root/node_modules/.bin:$PATH"
+if [ -n "${CONTAINER_TIER:-}" ]; then
+  mode=$CONTAINER_TIER
+elif [ "${1:-}" = --auto ] && [ "${CI:-}" != true ]; then
+  mode=auto
+else
+  mode=required
+fi
+case "$mode" in required | auto | off) ;; *)
+  echo "CONTAINER_TIER must be required, auto or off, not '$mode'" >&2
+  exit 1
+  ;;
+esac
+
+files=$(find test/containers -name '*.test.ts' | sort)
+started_at=$(date +%s)
+
+not_run() { # reason
+  local reason=$1
+  {
+    echo
+    echo "############################################################################"
+    echo "#  CONTAINER TIER NOT RUN: $reason"
+    echo "#  Its checks (image build, health, every worker in /metrics, Prometheus up per"
+    echo "#  replica, stop, exit 78, read-only root, memory, loopback ports) did not run."
+    echo "############################################################################"
+    echo
+  } >&2
+  if [ "$mode" = required ]; then
+    echo "container tier: required (CONTAINER_TIER=required, CI or npm run test:containers): failing" >&2
+    exit 1
+  fi
+  # The runner lists each test as a todo naming the reason: the summary counts them.
+  # shellcheck disable=SC2086
+  CONTAINER_TIER_NOT_RUN="$reason" node --import tsx --test --test-concurrency=1 $files
+  exit $?
+}
+
+[ "$mode" = off ] && not_run "turned off (CONTAINER_TIER=off)"
+
+if ! bash scripts/ensure-container-tools.sh; then
+  not_run "the tools it needs could not be installed (Docker engine, debootstrap, Compose v2)"
+fi
+if ! engine=$(bash scripts/docker-engine.sh start 2>&1); then
+  echo "$engine" >&2
+  not_run "no Docker engine could be started here: $(echo "$engine" | tail -n 1)"
+fi
+echo "$engine"
+
+status=0
+# shellcheck disable=SC2064
+trap "bash '$root/scripts/docker-engine.sh' stop" EXIT
+if ! bash scripts/build-base-images.sh; then
+  echo "container tier: the base images could not be built" >&2
+  exit 1
+fi
+tests_at=$(date +%s)
+# One file at a time: both run containers that publish the same host ports.
+# shellcheck disable=SC2086
+node --import tsx --test --test-concurrency=1 --test-timeout=900000 --test-force-exit $files ||
+  status=$?
+# Each run's build gives the image a new config (its compose project label): the previous one,
+# untagged now, shares its layers and is removed.
+docker image prune --force --filter label=com.docker.compose.service=webapp >/dev/null || true
+now=$(date +%s)
+echo "container tier: $((now - started_at)) s in all, of which tests $((now - tests_at)) s"
+exit $status
