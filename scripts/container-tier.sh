@@ -68,6 +68,9 @@ echo "$engine"
 status=0
 # shellcheck disable=SC2064
 trap "bash '$root/scripts/docker-engine.sh' stop" EXIT
+# A stopped or interrupted run still stops the engine it started (the EXIT trap).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 if ! bash scripts/build-base-images.sh; then
   echo "container tier: the base images could not be built" >&2
   exit 1
