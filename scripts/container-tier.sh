@@ -65,21 +65,46 @@ if ! engine=$(bash scripts/docker-engine.sh start 2>&1); then
 fi
 echo "$engine"
 
-status=0
-# shellcheck disable=SC2064
-trap "bash '$root/scripts/docker-engine.sh' stop" EXIT
-# A stopped or interrupted run still stops the engine it started (the EXIT trap).
-trap 'exit 143' TERM
-trap 'exit 130' INT
+# Every compose project and container of this run is named ctier-<run>-...: what a test that
+# was interrupted or crashed left behind is found by that prefix and removed, and nothing of
+# another run on the same engine is touched.
+run=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+export CONTAINER_TIER_RUN=$run
+# shellcheck disable=SC2317 # called by the EXIT trap
+remove_leftovers() {
+  local prefix="ctier-$run-" ids
+  ids=$(docker ps -a --filter label=com.docker.compose.project --format '{{.ID}} {{.Label "com.docker.compose.project"}}' |
+    awk -v p="$prefix" 'index($2, p) == 1 { print $1 }')
+  ids+=" "$(docker ps -a --filter label=fastify-pm2-cluster-metrics.container-tier --format '{{.ID}} {{.Label "fastify-pm2-cluster-metrics.container-tier"}}' |
+    awk -v p="$prefix" 'index($2, p) == 1 { print $1 }')
+  # shellcheck disable=SC2086
+  if [ -n "${ids// /}" ]; then docker rm -f --volumes $ids >/dev/null; fi
+  for kind in network volume; do
+    docker "$kind" ls --filter label=com.docker.compose.project --format '{{.Name}} {{.Label "com.docker.compose.project"}}' |
+      awk -v p="$prefix" 'index($2, p) == 1 { print $1 }' | xargs -r docker "$kind" rm >/dev/null
+  done
+}
+# shellcheck disable=SC2317 # the EXIT trap
+on_exit() {
+  remove_leftovers || true
+  bash "$root/scripts/docker-engine.sh" stop
+}
+trap on_exit EXIT
+trap 'kill -TERM "${tests:-}" 2>/dev/null; wait "${tests:-}" 2>/dev/null; exit 143' TERM
+trap 'kill -INT "${tests:-}" 2>/dev/null; wait "${tests:-}" 2>/dev/null; exit 130' INT
 if ! bash scripts/build-base-images.sh; then
   echo "container tier: the base images could not be built" >&2
   exit 1
 fi
 tests_at=$(date +%s)
-# One file at a time: both run containers that publish the same host ports.
+status=0
+# One file at a time: both run containers that publish the same host ports. In the background
+# with `wait`, so that a TERM or INT reaches this script at once.
 # shellcheck disable=SC2086
-node --import tsx --test --test-concurrency=1 --test-timeout=900000 --test-force-exit $files ||
-  status=$?
+node --import tsx --test --test-concurrency=1 --test-timeout=900000 --test-force-exit $files &
+tests=$!
+wait "$tests" || status=$?
+tests=''
 # Each run's build gives the image a new config (its compose project label): the previous one,
 # untagged now, shares its layers and is removed.
 docker image prune --force --filter label=com.docker.compose.service=webapp >/dev/null || true

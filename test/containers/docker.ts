@@ -91,7 +91,9 @@ export async function requireEngine(): Promise<string> {
 
 /** A compose project of its own for one test file's run. */
 export class ComposeProject {
-  readonly name = `ctier-${randomBytes(3).toString('hex')}`
+  /** ctier-<run>-<file>: scripts/container-tier.sh removes what a run of its left by that prefix. */
+  readonly name =
+    `ctier-${process.env.CONTAINER_TIER_RUN ?? randomBytes(3).toString('hex')}-${randomBytes(3).toString('hex')}`
   readonly network = `${this.name}_default`
 
   constructor(readonly extraEnv: Record<string, string> = {}) {}
