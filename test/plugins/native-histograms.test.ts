@@ -8,6 +8,8 @@ import { Histogram, Registry } from 'prom-client'
 import { fromSpans, type NativeHistogramSnapshot } from '../../src/lib/native-histogram'
 import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
 import { REQUEST_DURATION } from '../../src/plugins/metrics/http-metrics'
+import { NativeBackedHistogram } from '../../src/plugins/metrics/native-histograms'
+import { build as buildService } from '../helper'
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
 
@@ -209,4 +211,20 @@ test('bad nativeHistograms options are refused at registration, naming the setti
     )
     await app.close()
   }
+})
+
+test('the service turns them on with METRICS_NATIVE_HISTOGRAMS and its two settings', async (t) => {
+  const app = await buildService(t, {
+    METRICS_NATIVE_HISTOGRAMS: 'true',
+    METRICS_NATIVE_HISTOGRAM_SCHEMA: '-1',
+    METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS: '20',
+  })
+  await app.inject({ method: 'GET', url: '/' })
+  assert.ok(app.metrics.http.requestDuration instanceof NativeBackedHistogram)
+  const [series] = await renderedSeries(app.metrics.registry)
+  const native = app.metrics.nativeFor(REQUEST_DURATION, series.labels)
+  assert.equal(native?.schema, -1)
+  assert.equal(native?.count, 1)
+  const off = await buildService(t, {})
+  assert.equal(off.metrics.http.native, undefined)
 })
