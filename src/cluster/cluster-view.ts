@@ -11,12 +11,12 @@ import {
   type Exposition,
   type ExpositionFormat,
   mergeRendered,
-  type NativeFor,
   type RenderedPart,
   renderRegistry,
   type TextFormat,
 } from './exposition'
 import { addGatherMetrics } from './gather-health'
+import type { NativeCarry } from './native-carry'
 import { UnsafeDirectoryError, type UnsafeReason } from './private-dir'
 import { ProblemLog } from './problem-log'
 import { fetchExposition, type WorkerExposition } from './snapshot-client'
@@ -55,8 +55,11 @@ export interface ClusterViewOptions {
    * Prometheus does (a storm, many replicas) to one gather per window per worker.
    */
   reuseMs?: number
-  /** Native-histogram fields for this worker's histogram series, in protobuf renders. */
-  nativeFor?: NativeFor
+  /**
+   * Native histograms of this worker's histogram series: their fields in protobuf renders, and
+   * their contents handed over across the worker's processes like the carried metrics.
+   */
+  native?: NativeCarry
   /** Told about workers that did not answer. */
   onMissing?: (workerIds: string[], budgetMs: number) => void
   onError?: (err: Error) => void
@@ -124,6 +127,7 @@ export class ClusterView {
       scope,
       instance: this.instance,
       carried,
+      native: this.options.native,
       log,
     })
     this.departed = new DepartedWorkers({ paths, scope, registry, carried, log })
@@ -248,7 +252,9 @@ export class ClusterView {
 
   /** This worker's registry in `format`, for its own part and for its siblings. */
   private renderOwn(format: ExpositionFormat): Promise<Exposition> {
-    return renderRegistry(this.options.registry, format, { nativeFor: this.options.nativeFor })
+    return renderRegistry(this.options.registry, format, {
+      nativeFor: this.options.native?.nativeFor,
+    })
   }
 
   /** The last counts of workers that left, rendered by DepartedWorkers; none if unreadable. */

@@ -42,6 +42,8 @@ export interface NativeHistogramFields {
   negativeSpans: NativeBucketSpan[]
   negativeDeltas: number[]
   exemplars?: NativeExemplar[]
+  /** Observations the buckets hold: if given, the fields are sent only when it is the series'. */
+  count?: number
 }
 
 /**
@@ -189,7 +191,12 @@ function histograms(
       bucket: bucketMessages(one.buckets),
     }
     const native = options.nativeFor?.(data.name, textLabels(one.labels))
-    if (native !== undefined) Object.assign(histogram, nativeFields(native))
+    // One count serves both kinds of buckets, and Prometheus refuses a native sample whose
+    // buckets disagree with it: a native histogram that does not hold exactly the classic
+    // series' observations (a handover carried one and not the other) is left out.
+    if (native !== undefined && (native.count === undefined || native.count === one.count)) {
+      Object.assign(histogram, nativeFields(native))
+    }
     return { label: labelPairs(one.labels), histogram }
   })
 }

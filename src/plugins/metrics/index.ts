@@ -19,7 +19,11 @@ import {
   REQUEST_DURATION,
 } from './http-metrics'
 import { type MetricsCollector, metricsRoute } from './metrics-route'
-import { type NativeHistogramsOption, nativeHistogramOptions } from './native-histograms'
+import {
+  type NativeHistogramsOption,
+  nativeCarry,
+  nativeHistogramOptions,
+} from './native-histograms'
 import { RouteRecorder, unmatchedMethodLabel } from './route-recorder'
 
 export type { ClusterOptions } from './cluster'
@@ -124,6 +128,9 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
           workerId,
           identity.appName,
           cluster === true ? {} : cluster,
+          http.native === undefined
+            ? undefined
+            : nativeCarry(REQUEST_DURATION, http.native, nativeFor),
         )
   const collect: MetricsCollector =
     wiring?.collect ?? options.collect ?? ((scrape) => renderRegistry(registry, scrape.format))

@@ -4,10 +4,13 @@
 // always describe the same observations (their count and sum agree). Only the protobuf
 // exposition carries native histograms; the text formats never show them.
 import { Histogram, type HistogramConfiguration, type LabelValues } from 'prom-client'
+import type { NativeCarry, NativeSeries } from '../../cluster/native-carry'
+import type { NativeFor } from '../../cluster/protobuf/render'
 import {
   NativeHistogram,
   type NativeHistogramOptions,
   type NativeHistogramSnapshot,
+  type NativeHistogramState,
   nativeOptionsProblem,
 } from '../../lib/native-histogram'
 import type { Labels } from '../../lib/prom-client-internals'
@@ -67,6 +70,29 @@ export class NativeHistogramStore {
   /** What the exposition shows for a rendered series, or `undefined` if it has no histogram. */
   snapshotFor(labels: Readonly<Record<string, string>>): NativeHistogramSnapshot | undefined {
     return this.byKey.get(this.keyOf(labels))?.snapshot()
+  }
+
+  /** Each histogram's label values (by the metric's label names) and contents. */
+  states(): Array<{ labels: Record<string, string>; state: NativeHistogramState }> {
+    const out: Array<{ labels: Record<string, string>; state: NativeHistogramState }> = []
+    for (const [key, histogram] of this.byKey) {
+      if (histogram.count === 0) continue
+      const values = JSON.parse(key) as Array<string | null>
+      const labels: Record<string, string> = {}
+      this.labelNames.forEach((name, i) => {
+        if (values[i] !== null) labels[name] = values[i] as string
+      })
+      out.push({ labels, state: histogram.toState() })
+    }
+    return out
+  }
+
+  /**
+   * Adds a predecessor's histogram of `labels` to this one's (brought to this store's schema).
+   * Throws a TypeError naming the problem if `state` is not a histogram's.
+   */
+  addState(labels: Readonly<Record<string, string>>, state: unknown): void {
+    this.histogramFor(labels).add(NativeHistogram.fromState(state, this.options))
   }
 
   /**
@@ -185,5 +211,29 @@ export class NativeRequestSeries extends RequestSeries {
     this.count()
     if (this.observeDirect(seconds)) this.native.observe(seconds)
     else this.observeThroughApi(seconds)
+  }
+}
+
+/** The store as the cluster view carries it across a worker's processes. */
+export function nativeCarry(
+  name: string,
+  store: NativeHistogramStore,
+  nativeFor: NativeFor,
+): NativeCarry {
+  return {
+    nativeFor,
+    states: () => store.states().map((entry) => ({ name, ...entry })),
+    add: (series: readonly NativeSeries[]) => {
+      let dropped = 0
+      for (const entry of series) {
+        try {
+          if (entry.name !== name) throw new TypeError(`${entry.name} has none here`)
+          store.addState(entry.labels, entry.state)
+        } catch {
+          dropped++
+        }
+      }
+      return dropped
+    },
   }
 }
