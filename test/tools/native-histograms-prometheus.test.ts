@@ -14,7 +14,7 @@ import {
   scrapesPass,
   startPrometheus,
 } from '../../harness/prometheus'
-import { runCommand } from '../../harness/stack'
+import { allPanels, readDashboard, runCommand, substitute } from '../../harness/stack'
 
 const WORKERS = 5
 const SCRAPE_SECONDS = 1
@@ -155,4 +155,36 @@ test('through a pm2 reload, the native counts stored add up to the requests answ
   assert.equal(series.length > 0, true)
   assert.deepEqual(drops, [])
   assert.equal(counted, answered)
+})
+
+test('the dashboard’s latency queries answer from the native histograms, for every worker', {
+  timeout: 120_000,
+}, async () => {
+  const sub = {
+    variables: { job: 'webapp', instance: '.*', worker: '.*', route: '.*' },
+    rateInterval: '1m',
+    range: '1800s',
+  }
+  const latency = allPanels(readDashboard())
+    .flatMap((panel) => panel.targets ?? [])
+    .map((target) => target.expr ?? '')
+    .filter((expr) => expr.startsWith('histogram_quantile('))
+  assert.ok(latency.length >= 4, latency.join('\n'))
+  for (const expr of latency) {
+    // The native half alone (left of `or`) must answer: the classic half is the fallback.
+    const native = substitute(expr.slice(0, expr.indexOf(' or ')), sub)
+    assert.match(native, /http_request_duration_seconds\{/)
+    const perWorker = /sum by \([^)]*worker_id/.test(native)
+    const samples = await waitFor(`the native half of ${expr.slice(0, 60)}…`, async () => {
+      // Traffic across scrapes, so that every worker's rate is above zero.
+      await traced('/', 10)
+      const found = (await api('query', { query: native })).filter((s) =>
+        Number.isFinite(Number(s.value?.[1])),
+      )
+      return found.length === (perWorker ? WORKERS : 1) ? found : undefined
+    })
+    if (perWorker) {
+      assert.deepEqual(samples.map((s) => s.metric.worker_id).sort(), ['0', '1', '2', '3', '4'])
+    }
+  }
 })
