@@ -1,11 +1,13 @@
 // `npm run bench`: what the metrics plugin and the cluster view cost, side by side with bare
 // Fastify and fastify-metrics. One command, one run: CPU per request and latency at a fixed
 // arrival rate (interleaved rounds, ratios within rounds), saturation with pinned cores, scrape
-// cost through the cluster view under PM2, and RSS with the cluster view on and off.
+// cost through the cluster view under PM2, RSS with the cluster view on and off, and the
+// exposition formats (protobuf, OpenMetrics, text) side by side: bytes and gather time.
 //   npm run bench                 full run (about 6 to 7 minutes), results in bench/results/
 //   npm run bench -- --quick      smoke run (under a minute), figures not meaningful
 //   --out <file>                  where to write the JSON (default bench/results/<mode>-<time>.json)
-//   --no-cluster                  skip the PM2 parts
+//   --no-cluster                  skip the PM2 parts (the cluster view and the formats)
+//   --formats-only                the formats comparison alone (results JSON, no document)
 //   --cpu-prof                    run the single-process servers under --cpu-prof (profiles in
 //                                 bench/results/profiles/, summarise with bench/profile-summary.ts)
 //   --callgrind-runs <n>          instruction counts under callgrind, n runs per variant
@@ -21,8 +23,15 @@ import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type CallgrindSettings, runCallgrindBench } from './lib/callgrind'
 import { type ClusterResults, type ClusterSettings, runClusterBench } from './lib/cluster'
+import { type FormatsSettings, runFormatsBench } from './lib/formats'
 import { performanceDocument } from './lib/performance-doc'
-import { type BenchResults, renderAll, renderCallgrind, type Target } from './lib/report'
+import {
+  type BenchResults,
+  renderAll,
+  renderCallgrind,
+  renderFormats,
+  type Target,
+} from './lib/report'
 import {
   type CpuSettings,
   LoadGenerator,
@@ -40,6 +49,7 @@ interface Settings {
   cpu: CpuSettings
   saturation: SaturationSettings
   cluster: ClusterSettings
+  formats: FormatsSettings
 }
 
 const FULL: Settings = {
@@ -74,6 +84,7 @@ const FULL: Settings = {
     memoryS: 15,
     storm: { scrapers: [20, 50], durationS: 10, serviceRate: 200, settleS: 20 },
   },
+  formats: { rounds: 60, warmupRounds: 5 },
 }
 
 const QUICK: Settings = {
@@ -100,6 +111,7 @@ const QUICK: Settings = {
     memoryS: 1,
     storm: { scrapers: [2, 3], durationS: 1, serviceRate: 100, settleS: 0 },
   },
+  formats: { rounds: 3, warmupRounds: 1 },
 }
 
 function versionOf(pkg: string): string {
@@ -112,6 +124,7 @@ function versionsOf(): Record<string, string> {
     node: process.versions.node,
     fastify: versionOf('fastify'),
     'prom-client': versionOf('prom-client'),
+    protobufjs: versionOf('protobufjs'),
     'fastify-metrics': versionOf('fastify-metrics'),
     autocannon: versionOf('autocannon'),
     pm2: versionOf('pm2'),
@@ -262,6 +275,7 @@ async function main(): Promise<void> {
       'callgrind-runs': { type: 'string' },
       'callgrind-only': { type: 'boolean', default: false },
       'callgrind-profile': { type: 'boolean', default: false },
+      'formats-only': { type: 'boolean', default: false },
     },
   })
   const mode = values.quick ? 'quick' : 'full'
@@ -273,6 +287,18 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`[bench +${elapsed()} s] ${line}\n`)
   const loadavgBefore = loadavg().map((l) => round(l, 2))
   log(`${mode} run; load average ${loadavgBefore.join(' ')} on ${cpus().length} cores`)
+
+  if (values['formats-only']) {
+    const formats = await runFormatsBench(settings.cluster, settings.formats, log)
+    mkdirSync(dirname(out), { recursive: true })
+    writeFileSync(
+      out,
+      `${JSON.stringify({ schema: 'bench-formats/1', mode, startedAt: started.toISOString(), versions: versionsOf(), formats }, null, 2)}\n`,
+    )
+    process.stdout.write(`\n${renderFormats(formats)}\n\n`)
+    log(`results written to ${out}`)
+    return
+  }
 
   const callgrindRuns =
     values['callgrind-runs'] !== undefined
@@ -313,6 +339,7 @@ async function main(): Promise<void> {
   })
 
   let cluster: BenchResults['cluster'] = null
+  let formats: BenchResults['formats'] = null
   if (!values['no-cluster']) {
     const load = LoadGenerator.start()
     try {
@@ -320,6 +347,7 @@ async function main(): Promise<void> {
     } finally {
       await load.stop()
     }
+    formats = await runFormatsBench(settings.cluster, settings.formats, log)
   }
 
   const results: BenchResults = {
@@ -339,6 +367,7 @@ async function main(): Promise<void> {
     cpu,
     saturation,
     cluster,
+    formats,
     targets: [],
   }
   results.targets = evaluateTargets(results)

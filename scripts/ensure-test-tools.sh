@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs before `npm test`: the tests use real Prometheus and promtool (Debian's `prometheus`
-# package), Debian's `docker-compose` (offline validation of the compose files), Alertmanager with amtool (Debian's prometheus-alertmanager)
-# and python3-prometheus-client (the official client's exposition parsers, under Debian's own
-# python3). Installs what is missing with apt-get when run as root; otherwise says what to
-# install and stops. Then fetches Prometheus 3.5 LTS and Alertmanager 0.28 from newer Debian
-# suites into .tools/prometheus-3/, unpacked, never installed (scripts/fetch-prometheus3.sh):
-# the tests prefer those (harness/tools.ts), the packages above stay for docker-compose, python
-# and as the fallback.
+# package), Debian's `docker-compose` (offline validation of the compose files), Alertmanager
+# with amtool (Debian's prometheus-alertmanager) and python3-prometheus-client (the official
+# client's exposition parsers, under Debian's own python3); for the protobuf exposition, protoc
+# (protobuf-compiler) with the well-known types' .proto files (libprotobuf-dev: metrics.proto
+# imports google/protobuf/timestamp.proto) and python3-protobuf, which decode every protobuf
+# answer independently of protobufjs. Installs what is missing with apt-get when run as root;
+# otherwise says what to install and stops. Then fetches Prometheus 3.5 LTS, Alertmanager 0.28
+# and the official metrics.proto from newer Debian suites into .tools/prometheus-3/, unpacked,
+# never installed (scripts/fetch-prometheus3.sh): the tests prefer those (harness/tools.ts),
+# the packages above stay for docker-compose, python and as the fallback.
 set -euo pipefail
 here=$(dirname "$0")
 
@@ -28,6 +31,9 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || missing+=(python3-protobuf)
 if [ ${#missing[@]} -eq 0 ]; then
   exec bash "$here/fetch-prometheus3.sh"
 fi

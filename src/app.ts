@@ -5,7 +5,13 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
 import type { Registry } from 'prom-client'
 import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
-import { type Config, ConfigError, parseBuckets, resolveMetricsToken } from './config'
+import {
+  type Config,
+  ConfigError,
+  nativeHistogramsOf,
+  parseBuckets,
+  resolveMetricsToken,
+} from './config'
 import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
 import { resolveWorkerIdentity, type WorkerIdentity } from './lib/worker-identity'
 import metricsPlugin, { countFrameworkErrors, metricsRoute } from './plugins/metrics'
@@ -63,6 +69,7 @@ export async function buildApp(
     workerId,
     registry,
     buckets: parseBuckets(config.METRICS_BUCKETS),
+    nativeHistograms: nativeHistogramsOf(config),
     endpoint: separatePort ? false : '/metrics',
     token,
     cluster: cluster && {

@@ -3,6 +3,13 @@
 import { readFileSync } from 'node:fs'
 import envSchema from 'env-schema'
 import { WORKER_ID_PATTERN } from './cluster/socket-paths'
+import {
+  DEFAULT_MAX_BUCKETS,
+  DEFAULT_SCHEMA,
+  MAX_SCHEMA,
+  MIN_SCHEMA,
+  type NativeHistogramOptions,
+} from './lib/native-histogram'
 import { bucketProblem, DEFAULT_BUCKETS } from './plugins/metrics/http-metrics'
 
 // The shutdown budget on SIGINT/SIGTERM, which must add up: requests are taken for at most
@@ -30,6 +37,9 @@ export interface Config {
   LOG_REQUESTS: boolean
   SLOW_MAX_MS: number
   METRICS_BUCKETS: string
+  METRICS_NATIVE_HISTOGRAMS: boolean
+  METRICS_NATIVE_HISTOGRAM_SCHEMA?: number
+  METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS?: number
   METRICS_CLUSTER: boolean
   METRICS_GATHER_TIMEOUT_MS: number
   METRICS_GATHER_REUSE_MS: number
@@ -70,6 +80,11 @@ export const configSchema = {
       pattern: '^\\s*\\d+(\\.\\d+)?(\\s*,\\s*\\d+(\\.\\d+)?)*\\s*$',
       default: DEFAULT_BUCKETS.join(','),
     },
+    // Native histograms beside the classic buckets of the duration histogram (protobuf only).
+    METRICS_NATIVE_HISTOGRAMS: { type: 'boolean', default: false },
+    METRICS_NATIVE_HISTOGRAM_SCHEMA: { type: 'integer', minimum: MIN_SCHEMA, maximum: MAX_SCHEMA },
+    // Each populated bucket is kept per series; far past the default is a memory cost, not detail.
+    METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS: { type: 'integer', minimum: 1, maximum: 10000 },
     METRICS_CLUSTER: { type: 'boolean', default: true },
     METRICS_GATHER_TIMEOUT_MS: { type: 'integer', minimum: 10, maximum: 60000, default: 1000 },
     // Scrapes faster than this share one gather: far below any scrape interval, so Prometheus
@@ -107,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }
   parseBuckets(config.METRICS_BUCKETS)
+  nativeHistogramsOf(config)
   if (config.METRICS_PORT !== undefined && config.METRICS_PORT === config.PORT) {
     throw new ConfigError('invalid configuration: METRICS_PORT must differ from PORT')
   }
@@ -137,6 +153,30 @@ export function parseBuckets(value: string): number[] {
     throw new ConfigError(`invalid configuration: METRICS_BUCKETS ${problem}`)
   }
   return buckets
+}
+
+/**
+ * The metrics plugin's `nativeHistograms` option from `METRICS_NATIVE_HISTOGRAMS` and its two
+ * settings; a setting without the switch is refused rather than silently ignored.
+ */
+export function nativeHistogramsOf(config: Config): false | NativeHistogramOptions {
+  if (!config.METRICS_NATIVE_HISTOGRAMS) {
+    for (const name of [
+      'METRICS_NATIVE_HISTOGRAM_SCHEMA',
+      'METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS',
+    ] as const) {
+      if (config[name] !== undefined) {
+        throw new ConfigError(
+          `invalid configuration: ${name} is set but METRICS_NATIVE_HISTOGRAMS is not true`,
+        )
+      }
+    }
+    return false
+  }
+  return {
+    schema: config.METRICS_NATIVE_HISTOGRAM_SCHEMA ?? DEFAULT_SCHEMA,
+    maxBuckets: config.METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS ?? DEFAULT_MAX_BUCKETS,
+  }
 }
 
 /**

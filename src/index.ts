@@ -1,5 +1,14 @@
 // The public entry point: the metrics plugin, with the cluster view it turns on under PM2's
 // cluster mode, for use in your own Fastify app.
+
+export type {
+  BucketSpan,
+  NativeExemplar,
+  NativeHistogramFields,
+  NativeHistogramOptions,
+  NativeHistogramSnapshot,
+  NativeHistogramState,
+} from './lib/native-histogram'
 export {
   CLIENT_CLOSED_STATUS,
   type ClusterOptions,
@@ -11,6 +20,7 @@ export {
   type MetricsDecorator,
   type MetricsPluginOptions,
   metricsRoute,
+  type NativeHistogramsOption,
   OTHER_METHOD,
   type Scrape,
   UNMATCHED_ROUTE,

@@ -5,7 +5,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { ConfigError, loadConfig, parseBuckets, resolveMetricsToken } from '../src/config'
+import {
+  ConfigError,
+  loadConfig,
+  nativeHistogramsOf,
+  parseBuckets,
+  resolveMetricsToken,
+} from '../src/config'
 import { resolveWorkerIdentity, STANDALONE_WORKER_ID } from '../src/lib/worker-identity'
 
 test('defaults', () => {
@@ -42,6 +48,31 @@ test('each bad value is refused with a message naming the variable', () => {
     [{ METRICS_BUCKETS: '0,1' }, /METRICS_BUCKETS must be positive/],
     [{ METRICS_GATHER_TIMEOUT_MS: '5' }, /METRICS_GATHER_TIMEOUT_MS must be >= 10/],
     [{ METRICS_CLUSTER: 'maybe' }, /METRICS_CLUSTER must be boolean/],
+    [{ METRICS_NATIVE_HISTOGRAMS: 'yes' }, /METRICS_NATIVE_HISTOGRAMS must be boolean/],
+    [
+      { METRICS_NATIVE_HISTOGRAMS: 'true', METRICS_NATIVE_HISTOGRAM_SCHEMA: '9' },
+      /METRICS_NATIVE_HISTOGRAM_SCHEMA must be <= 8/,
+    ],
+    [
+      { METRICS_NATIVE_HISTOGRAMS: 'true', METRICS_NATIVE_HISTOGRAM_SCHEMA: '-5' },
+      /METRICS_NATIVE_HISTOGRAM_SCHEMA must be >= -4/,
+    ],
+    [
+      { METRICS_NATIVE_HISTOGRAMS: 'true', METRICS_NATIVE_HISTOGRAM_SCHEMA: '2.5' },
+      /METRICS_NATIVE_HISTOGRAM_SCHEMA must be integer/,
+    ],
+    [
+      { METRICS_NATIVE_HISTOGRAMS: 'true', METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS: '0' },
+      /METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS must be >= 1/,
+    ],
+    [
+      { METRICS_NATIVE_HISTOGRAM_SCHEMA: '2' },
+      /METRICS_NATIVE_HISTOGRAM_SCHEMA is set but METRICS_NATIVE_HISTOGRAMS is not true/,
+    ],
+    [
+      { METRICS_NATIVE_HISTOGRAMS: 'false', METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS: '50' },
+      /METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS is set but METRICS_NATIVE_HISTOGRAMS is not true/,
+    ],
     [{ METRICS_TOKEN: 'short' }, /METRICS_TOKEN must match pattern/],
     [{ METRICS_TOKEN: 'a-long-enough-token\n' }, /METRICS_TOKEN must match pattern/],
     [{ METRICS_TOKEN: '                    ' }, /METRICS_TOKEN must match pattern/],
@@ -61,6 +92,24 @@ test('each bad value is refused with a message naming the variable', () => {
       (err: Error) => err instanceof ConfigError && message.test(err.message),
     )
   }
+})
+
+test('native histograms are off by default, and on with schema 3 and 160 buckets unless set', () => {
+  assert.equal(nativeHistogramsOf(loadConfig({})), false)
+  assert.deepEqual(nativeHistogramsOf(loadConfig({ METRICS_NATIVE_HISTOGRAMS: 'true' })), {
+    schema: 3,
+    maxBuckets: 160,
+  })
+  assert.deepEqual(
+    nativeHistogramsOf(
+      loadConfig({
+        METRICS_NATIVE_HISTOGRAMS: 'true',
+        METRICS_NATIVE_HISTOGRAM_SCHEMA: '-4',
+        METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS: '10000',
+      }),
+    ),
+    { schema: -4, maxBuckets: 10000 },
+  )
 })
 
 test('the metrics token comes from the environment or a file, not both', () => {

@@ -127,7 +127,7 @@ async function scrape(baseUrl: string, headers: Record<string, string>, agent?: 
   }
 }
 
-function latency(values: number[]): Latency {
+export function latency(values: number[]): Latency {
   const sorted = [...values].sort((a, b) => a - b)
   return {
     p50: round(percentile(sorted, 0.5)),
@@ -187,7 +187,8 @@ function rssMiB(pid: number): number {
   }
 }
 
-async function withApp<T>(
+/** Runs `run` against the service under PM2 with `registry`'s series, then stops it. */
+export async function withApp<T>(
   settings: ClusterSettings,
   registry: RegistryShape,
   metricsCluster: boolean,

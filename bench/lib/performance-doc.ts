@@ -31,6 +31,11 @@ view cost; a full run rewrites this document with its figures. Raw results go to
 - **Concurrent scrapers**: 20 Prometheus-like scrapers, and 50 anonymous ones (text format, no
   gzip, a new connection per scrape), each scraping back to back, beside steady service traffic
   whose p99 latency is compared with the same traffic without scrapes.
+- **Exposition formats**: the same registries through the cluster view, scraped in protobuf,
+  OpenMetrics and the text format as Prometheus 3.5 asks for each (gzip, one keep-alive
+  connection), in interleaved rounds: bytes plain and gzipped, and the gather time, with each
+  format's ratio to the text format taken within each round
+  ([\`bench/lib/formats.ts\`](../bench/lib/formats.ts)).
 
 ## Latest full run
 

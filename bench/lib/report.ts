@@ -2,6 +2,7 @@
 // the README's Performance section.
 import type { CallgrindResults } from './callgrind'
 import type { ClusterResults, Latency } from './cluster'
+import { FORMATS, type FormatsResults } from './formats'
 import type { CpuResults, SaturationResults } from './single-process'
 import { type Spread, spread } from './stats'
 import { CALLGRIND_VARIANTS, VARIANT_LABELS, VARIANTS } from './variants'
@@ -31,6 +32,8 @@ export interface BenchResults {
   cpu: CpuResults
   saturation: SaturationResults | null
   cluster: ClusterResults | null
+  /** Protobuf, OpenMetrics and the text format side by side; null without the PM2 parts. */
+  formats: FormatsResults | null
   targets: Target[]
 }
 
@@ -187,6 +190,49 @@ export function renderCluster(cluster: ClusterResults): string {
   ].join('\n')
 }
 
+export function renderFormats(formats: FormatsResults): string {
+  const ratio = (s: Spread) => `${range(s, 2)} ×`
+  const rows = formats.registries.flatMap((r) =>
+    FORMATS.map((format) => {
+      const f = r.formats[format]
+      const toText = r.toText[format]
+      return [
+        r.registry.name,
+        format,
+        kib(f.plainBytes.median),
+        kib(f.gzipBytes.median),
+        format === 'text' ? '' : ratio(toText.plainBytes),
+        format === 'text' ? '' : ratio(toText.gzipBytes),
+        pair(f.gatherMs),
+        format === 'text' ? '' : `${fmt(toText.gatherMsP50, 2)} ×`,
+        pair(f.getMs),
+      ]
+    }),
+  )
+  return [
+    `Exposition formats through the cluster view, ${formats.instances} PM2 workers: ` +
+      `${formats.settings.rounds} rounds of one scrape in each format (as Prometheus 3.5 asks ` +
+      'for it, gzip, one keep-alive connection, each round in another order), after ' +
+      `${formats.settings.warmupRounds} unmeasured. Bytes: median; ÷ text: median (min–max) of ` +
+      'the ratios within each round. Gather = `cluster_metrics_gather_duration_seconds`.',
+    '',
+    table(
+      [
+        'registry',
+        'format',
+        'plain',
+        'gzip',
+        'plain ÷ text',
+        'gzip ÷ text',
+        'gather p50 / p99 ms',
+        'gather p50 ÷ text',
+        'GET p50 / p99 ms',
+      ],
+      rows,
+    ),
+  ].join('\n')
+}
+
 export function renderTargets(targets: Target[]): string {
   return table(
     ['target', 'goal', 'measured', 'met'],
@@ -204,6 +250,7 @@ export function renderAll(results: BenchResults): string {
     renderCpu(results.cpu),
     results.saturation ? `\n${renderSaturation(results.saturation)}` : '',
     results.cluster ? `\n${renderCluster(results.cluster)}` : '',
+    results.formats ? `\n${renderFormats(results.formats)}` : '',
     '',
     renderTargets(results.targets),
   ].join('\n')

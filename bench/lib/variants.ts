@@ -10,11 +10,15 @@ export const VARIANTS = [
 
 export type Variant = (typeof VARIANTS)[number]
 
-/** Bare, this plugin two ways, the simplest hand-written hook, and fastify-metrics' lightest. */
+/**
+ * Bare, this plugin three ways (native histograms on: what they add to a request), the
+ * simplest hand-written hook, and fastify-metrics' lightest.
+ */
 export const CALLGRIND_VARIANTS = [
   'bare',
   'plugin',
   'plugin-http-only',
+  'plugin-native',
   'naive-hook',
   'fastify-metrics-histogram',
 ] as const
@@ -28,6 +32,8 @@ export const VARIANT_LABELS: Record<ServerVariant, string> = {
   bare: 'bare Fastify',
   plugin: 'Fastify + this plugin, as the service runs it (counter + histogram + process metrics)',
   'plugin-http-only': 'Fastify + this plugin, HTTP metrics only (defaultMetrics: false)',
+  'plugin-native':
+    'Fastify + this plugin as the service runs it, with native histograms (schema 3, ≤ 160 buckets)',
   'naive-hook':
     'Fastify + a naive global onResponse hook (prom-client counter + histogram, labels per request)',
   'fastify-metrics-histogram': 'Fastify + fastify-metrics, histogram only',

@@ -58,6 +58,10 @@ async function registerVariant(app: FastifyInstance, variant: ServerVariant): Pr
       // As the service registers it: its own registry, worker_id, process metrics, /metrics.
       await app.register(metricsPlugin, { workerId: '0' })
       return
+    case 'plugin-native':
+      // As the service runs it with METRICS_NATIVE_HISTOGRAMS=true.
+      await app.register(metricsPlugin, { workerId: '0', nativeHistograms: {} })
+      return
     case 'plugin-http-only':
       // Like for like with fastify-metrics' histogram-only setup: no process metrics.
       await app.register(metricsPlugin, { workerId: '0', defaultMetrics: false })

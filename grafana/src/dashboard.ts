@@ -33,7 +33,16 @@ const target = `${instances}, worker_id=~"$worker"`
 const requests = `http_requests_total{${target}, route=~"$route"}`
 const errors = `http_requests_total{${target}, route=~"$route", status_code=~"5.."}`
 const buckets = `http_request_duration_seconds_bucket{${target}, route=~"$route"}`
+/** The same histogram as a native one: present where Prometheus ingests native histograms. */
+const native = `http_request_duration_seconds{${target}, route=~"$route"}`
 const rate = (selector: string) => `rate(${selector}[$__rate_interval])`
+/**
+ * A quantile from the native histogram where Prometheus has it, else from the classic buckets:
+ * `or` keeps a classic result only for label sets the native one lacks.
+ */
+const quantile = (q: number, by: string[]) =>
+  `histogram_quantile(${q}, sum by (${by.join(', ')}) (${rate(native)})) or ` +
+  `histogram_quantile(${q}, sum by (${[...by, 'le'].join(', ')}) (${rate(buckets)}))`
 const WORKER = '{{instance}} w{{worker_id}}'
 /** 0 for every worker in the cluster view: a worker that serves nothing shows, not vanishes. */
 const idleWorkers = `sum by (instance, worker_id) (cluster_metrics_worker_up{${target}}) * 0`
@@ -315,10 +324,10 @@ export function buildDashboard(options: DashboardOptions = PROVISIONED): dashboa
       statPanel(
         'p99 latency',
         '99th percentile response time of the selected requests, from the per-worker ' +
-          'histograms summed.',
+          'histograms summed: native histograms where Prometheus ingests them, else the classic buckets.',
         's',
         LATENCY,
-      ).withTarget(query(`histogram_quantile(0.99, sum by (le) (${rate(buckets)}))`, 'p99')),
+      ).withTarget(query(quantile(0.99, []), 'p99')),
     )
     .withPanel(
       statPanel(
@@ -363,31 +372,16 @@ export function buildDashboard(options: DashboardOptions = PROVISIONED): dashboa
     .withPanel(
       graph(
         'Latency p50 / p95 / p99 per worker',
-        'Quantiles of http_request_duration_seconds per worker (answered requests only). Points are exemplars: the trace id of a request sent with a W3C traceparent header.',
+        'Quantiles of http_request_duration_seconds per worker (answered requests only), from the native histogram where Prometheus ingests it, else from the classic buckets. Points are exemplars: the trace id of a request sent with a W3C traceparent header.',
         's',
         LATENCY,
       )
-        .withTarget(
-          query(
-            `histogram_quantile(0.5, sum by (instance, worker_id, le) (${rate(buckets)}))`,
-            `${WORKER} p50`,
-          ),
-        )
-        .withTarget(
-          query(
-            `histogram_quantile(0.95, sum by (instance, worker_id, le) (${rate(buckets)}))`,
-            `${WORKER} p95`,
-            'B',
-          ),
-        )
+        .withTarget(query(quantile(0.5, ['instance', 'worker_id']), `${WORKER} p50`))
+        .withTarget(query(quantile(0.95, ['instance', 'worker_id']), `${WORKER} p95`, 'B'))
         .withTarget(
           // Exemplars of the buckets behind the quantiles: a point links a spike to the trace id
           // of a request in it. Asked on one query only, so each exemplar is drawn once.
-          query(
-            `histogram_quantile(0.99, sum by (instance, worker_id, le) (${rate(buckets)}))`,
-            `${WORKER} p99`,
-            'C',
-          ).exemplar(true),
+          query(quantile(0.99, ['instance', 'worker_id']), `${WORKER} p99`, 'C').exemplar(true),
         ),
     )
     .withPanel(

@@ -1,19 +1,22 @@
 // The cluster view: whichever worker receives GET /metrics gathers every sibling's exposition
 // over its unix socket, in parallel and under a deadline, renders its own in process, and
-// answers with the merged text plus the gather's own health metrics. Each worker renders its
-// own registry; the answering worker only merges text.
+// answers with the merged exposition plus the gather's own health metrics. Each worker renders
+// its own registry; the answering worker only merges (text by family, protobuf by message).
 import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { Registry } from 'prom-client'
 import { CarriedMetrics } from './carried-metrics'
 import { DepartedWorkers } from './departed-workers'
 import {
+  type Exposition,
   type ExpositionFormat,
-  type ExpositionPart,
-  mergeExpositions,
+  mergeRendered,
+  type RenderedPart,
   renderRegistry,
+  type TextFormat,
 } from './exposition'
 import { addGatherMetrics } from './gather-health'
+import type { NativeCarry } from './native-carry'
 import { UnsafeDirectoryError, type UnsafeReason } from './private-dir'
 import { ProblemLog } from './problem-log'
 import { fetchExposition, type WorkerExposition } from './snapshot-client'
@@ -52,14 +55,20 @@ export interface ClusterViewOptions {
    * Prometheus does (a storm, many replicas) to one gather per window per worker.
    */
   reuseMs?: number
+  /**
+   * Native histograms of this worker's histogram series: their fields in protobuf renders, and
+   * their contents handed over across the worker's processes like the carried metrics.
+   */
+  native?: NativeCarry
   /** Told about workers that did not answer. */
   onMissing?: (workerIds: string[], budgetMs: number) => void
   onError?: (err: Error) => void
   log?: SuccessionLog
 }
 
-export interface GatherResult {
-  text: string
+/** A gather's answer; `text` is the merged exposition: text, or protobuf's bytes. */
+export interface GatherResult<Body extends Exposition = Exposition> {
+  text: Body
   expected: string[]
   answered: string[]
   durationMs: number
@@ -91,7 +100,7 @@ export class ClusterView {
   >()
 
   constructor(private readonly options: ClusterViewOptions) {
-    const { registry, workerId, paths } = options
+    const { workerId, paths } = options
     checkWorkerId(workerId)
     this.healProblems = new ProblemLog((err) => options.onError?.(err))
     this.probe = new LivenessProbe(paths.dir)
@@ -99,7 +108,7 @@ export class ClusterView {
     this.server = new SnapshotServer(
       this.socketPath,
       { workerId, pid: process.pid, instance: this.instance },
-      (format) => renderRegistry(registry, format),
+      (format) => this.renderOwn(format),
       options.onError,
     )
   }
@@ -118,6 +127,7 @@ export class ClusterView {
       scope,
       instance: this.instance,
       carried,
+      native: this.options.native,
       log,
     })
     this.departed = new DepartedWorkers({ paths, scope, registry, carried, log })
@@ -165,6 +175,9 @@ export class ClusterView {
    * arrives while a gather in the same format runs shares its result, as does one that arrives
    * within `reuseMs` of the last gather's end.
    */
+  gather(format?: TextFormat, scrapeTimeoutSeconds?: string): Promise<GatherResult<string>>
+  gather(format: 'protobuf', scrapeTimeoutSeconds?: string): Promise<GatherResult<Uint8Array>>
+  gather(format: ExpositionFormat, scrapeTimeoutSeconds?: string): Promise<GatherResult>
   gather(
     format: ExpositionFormat = 'prometheus',
     scrapeTimeoutSeconds?: string,
@@ -194,7 +207,7 @@ export class ClusterView {
     const budgetMs = gatherBudgetMs(this.options.gatherTimeoutMs, scrapeTimeoutSeconds)
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(), budgetMs)
-    const { registry, workerId, paths } = this.options
+    const { workerId, paths } = this.options
     const untrusted = this.untrusted
     const selfIsCurrent = untrusted !== undefined || (this.succession?.isCurrent() ?? true)
     // In a directory others may write to, no sibling's answer can be trusted: answer alone.
@@ -203,11 +216,7 @@ export class ClusterView {
     const results = await Promise.allSettled(
       expected.map((id): Promise<WorkerExposition> => {
         if (id === workerId && selfIsCurrent) {
-          return renderRegistry(registry, format).then((text) => ({
-            workerId,
-            pid: process.pid,
-            text,
-          }))
+          return this.renderOwn(format).then((body) => ({ workerId, pid: process.pid, body }))
         }
         return fetchExposition(paths.linkFor(id), id, format, deadline.signal)
       }),
@@ -236,16 +245,23 @@ export class ClusterView {
     })
     // In a directory others may write to, a handover is no worker's either.
     const left = untrusted === undefined ? await this.departedParts(expected, format) : []
-    const own = { workerId: '', text: await renderRegistry(health, format) }
-    const text = mergeExpositions([...parts, ...left, own], format)
+    const own = { workerId: '', body: await renderRegistry(health, format) }
+    const text = mergeRendered([...parts, ...left, own], format)
     return { text, expected, answered, durationMs }
+  }
+
+  /** This worker's registry in `format`, for its own part and for its siblings. */
+  private renderOwn(format: ExpositionFormat): Promise<Exposition> {
+    return renderRegistry(this.options.registry, format, {
+      nativeFor: this.options.native?.nativeFor,
+    })
   }
 
   /** The last counts of workers that left, rendered by DepartedWorkers; none if unreadable. */
   private async departedParts(
     expected: readonly string[],
     format: ExpositionFormat,
-  ): Promise<ExpositionPart[]> {
+  ): Promise<RenderedPart[]> {
     try {
       return (await this.departed?.render(new Set(expected), format)) ?? []
     } catch (err) {

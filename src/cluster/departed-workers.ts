@@ -9,8 +9,8 @@ import { join } from 'node:path'
 import { Registry, type RegistryContentType } from 'prom-client'
 import { defaultLabelsOf } from '../lib/prom-client-internals'
 import { CarriedMetrics } from './carried-metrics'
-import type { ExpositionFormat } from './exposition-format'
-import type { ExpositionPart } from './exposition-merge'
+import type { Exposition, ExpositionFormat } from './exposition-format'
+import type { RenderedPart } from './exposition-merge'
 import { renderRegistry } from './exposition-render'
 import { type Handover, handoverMismatch, MAX_HANDOVER_AGE_MS, readHandoverFile } from './handover'
 import { type SocketPaths, workerIdOfHandover } from './socket-paths'
@@ -31,7 +31,8 @@ interface Read {
   /** What to render it from, or why it is not rendered. */
   registry: Registry<RegistryContentType> | string
   writtenAt: number
-  texts: Map<ExpositionFormat, Promise<string>>
+  /** Each format rendered once: text, or protobuf's bytes. */
+  renders: Map<ExpositionFormat, Promise<Exposition>>
 }
 
 export class DepartedWorkers {
@@ -44,9 +45,9 @@ export class DepartedWorkers {
    * taken, each rendered in `format` as its own part. A file is read and rendered once; it is
    * never changed here (a successor may still take it).
    */
-  async render(expected: ReadonlySet<string>, format: ExpositionFormat): Promise<ExpositionPart[]> {
+  async render(expected: ReadonlySet<string>, format: ExpositionFormat): Promise<RenderedPart[]> {
     const { dir } = this.options.paths
-    const parts: ExpositionPart[] = []
+    const parts: RenderedPart[] = []
     const present = new Set<string>()
     for (const name of readdirSync(dir)) {
       const workerId = workerIdOfHandover(name)
@@ -56,12 +57,12 @@ export class DepartedWorkers {
       if (read === undefined || typeof read.registry === 'string') continue
       // Too old now: a successor would refuse it too, and Prometheus has its final values.
       if (Date.now() - read.writtenAt > MAX_HANDOVER_AGE_MS) continue
-      let text = read.texts.get(format)
-      if (text === undefined) {
-        text = renderRegistry(read.registry, format)
-        read.texts.set(format, text)
+      let body = read.renders.get(format)
+      if (body === undefined) {
+        body = renderRegistry(read.registry, format)
+        read.renders.set(format, body)
       }
-      parts.push({ workerId, text: await text })
+      parts.push({ workerId, body: await body })
     }
     for (const name of this.reads.keys()) if (!present.has(name)) this.reads.delete(name)
     return parts
@@ -82,11 +83,11 @@ export class DepartedWorkers {
         identity,
         registry: this.registryFor(handover, workerId),
         writtenAt: handover.writtenAt,
-        texts: new Map(),
+        renders: new Map(),
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined // taken meanwhile
-      read = { identity, registry: String(err), writtenAt: 0, texts: new Map() }
+      read = { identity, registry: String(err), writtenAt: 0, renders: new Map() }
     }
     this.reads.set(name, read)
     if (typeof read.registry === 'string') {

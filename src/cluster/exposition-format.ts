@@ -2,15 +2,25 @@
 // Accept header, as Prometheus 2 and 3 send it (docs/design.md, /metrics).
 import { openMetricsContentType, prometheusContentType } from 'prom-client'
 import { type MediaRange, parseAccept } from './accept-header'
+import { PROTOBUF_CONTENT_TYPE } from './protobuf/metrics-schema'
 
-/** The bytes of an answer: `prometheus`, the text format; `openmetrics`, OpenMetrics 1.0 text. */
-export type ExpositionFormat = 'prometheus' | 'openmetrics'
+/** The text formats: `prometheus`, the text format; `openmetrics`, OpenMetrics 1.0 text. */
+export type TextFormat = 'prometheus' | 'openmetrics'
 
-/** The Content-Type prom-client renders each format under. */
+/**
+ * The bytes of an answer: a text format, or `protobuf`, delimited
+ * io.prometheus.client.MetricFamily messages.
+ */
+export type ExpositionFormat = TextFormat | 'protobuf'
+
+/** A rendered exposition: text for the text formats, bytes for protobuf. */
+export type Exposition = string | Uint8Array
+
+/** The Content-Type prom-client renders each text format under. */
 export const CONTENT_TYPES = {
   prometheus: prometheusContentType,
   openmetrics: openMetricsContentType,
-} as const satisfies Record<ExpositionFormat, string>
+} as const satisfies Record<TextFormat, string>
 
 /** What a scrape gets: the bytes to render, and the Content-Type that names them. */
 export interface Negotiated {
@@ -21,6 +31,11 @@ export interface Negotiated {
 /**
  * What /metrics can send, most preferred first (that order breaks ties of q-value).
  *
+ * - Protocol buffers, delimited MetricFamily messages (what Prometheus 3 puts first when it
+ *   wants native histograms, and what client_golang writes): only when named with both
+ *   parameters, `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`, as
+ *   client_golang negotiates; its other encodings (`text`, `compact-text`) are not written,
+ *   and a wildcard never reaches it.
  * - OpenMetrics 1.0.0, also for a client that names version 0.0.1 (the pre-1.0 label of the
  *   same text format: Prometheus reads both with one parser and client_golang writes both with
  *   one encoder); the answer names 1.0.0, the version prom-client writes. Only when asked for by
@@ -30,34 +45,46 @@ export interface Negotiated {
  *   only legacy names (`[a-zA-Z_:][a-zA-Z0-9_:]*`, labels without `:`), which both versions
  *   write the same, so the bytes rendered for 0.0.4 are a valid 1.0.0 answer and are sent
  *   under 1.0.0 when the client prefers it.
- *
- * Protocol buffers (`application/vnd.google.protobuf`, which Prometheus 3 puts first when it
- * wants native histograms) are not offered: a client that lists them gets its next choice.
  */
+const TEXT_0_0_4: Offer = {
+  format: 'prometheus',
+  type: 'text',
+  subtype: 'plain',
+  version: '0.0.4',
+  required: {},
+  alsoVersions: [],
+  byWildcard: true,
+  escaping: false,
+}
+
 const OFFERS: readonly Offer[] = [
+  {
+    format: 'protobuf',
+    type: 'application',
+    subtype: 'vnd.google.protobuf',
+    version: undefined,
+    required: { proto: 'io.prometheus.client.MetricFamily', encoding: 'delimited' },
+    alsoVersions: [],
+    byWildcard: false,
+    escaping: false,
+  },
   {
     format: 'openmetrics',
     type: 'application',
     subtype: 'openmetrics-text',
     version: '1.0.0',
+    required: {},
     alsoVersions: ['0.0.1'],
     byWildcard: false,
     escaping: true,
   },
-  {
-    format: 'prometheus',
-    type: 'text',
-    subtype: 'plain',
-    version: '0.0.4',
-    alsoVersions: [],
-    byWildcard: true,
-    escaping: false,
-  },
+  TEXT_0_0_4,
   {
     format: 'prometheus',
     type: 'text',
     subtype: 'plain',
     version: '1.0.0',
+    required: {},
     alsoVersions: [],
     byWildcard: true,
     escaping: true,
@@ -68,7 +95,10 @@ interface Offer {
   format: ExpositionFormat
   type: string
   subtype: string
-  version: string
+  /** The version this offer writes; undefined for a type without versions (protobuf). */
+  version: string | undefined
+  /** Parameters a range must have, with these values, to name this offer. */
+  required: Readonly<Record<string, string>>
   /** Other versions a client may name that this answer satisfies. */
   alsoVersions: readonly string[]
   /** Whether `type/*` and `*\/*` reach it. */
@@ -84,7 +114,7 @@ interface Offer {
  */
 const ESCAPING_SCHEMES = new Set(['allow-utf-8', 'underscores', 'dots', 'values'])
 
-const FALLBACK: Negotiated = { format: 'prometheus', contentType: contentTypeOf(OFFERS[1]) }
+const FALLBACK: Negotiated = { format: 'prometheus', contentType: contentTypeOf(TEXT_0_0_4) }
 
 /**
  * The answer to a scrape whose Accept header is `accept`: of the offers, the one with the
@@ -138,6 +168,10 @@ function specificityFor(offer: Offer, range: MediaRange): number | undefined {
   if (range.type !== offer.type) return undefined
   if (range.subtype === '*') return offer.byWildcard ? 1 : undefined
   if (range.subtype !== offer.subtype) return undefined
+  for (const [name, value] of Object.entries(offer.required)) {
+    if (range.params[name] !== value) return undefined
+  }
+  if (offer.version === undefined) return 4
   const version = range.params.version?.toLowerCase()
   if (version === offer.version) return 4
   if (version === undefined) return 3
@@ -146,6 +180,7 @@ function specificityFor(offer: Offer, range: MediaRange): number | undefined {
 }
 
 function contentTypeOf(offer: Offer, escaping?: string): string {
+  if (offer.format === 'protobuf') return PROTOBUF_CONTENT_TYPE
   const base = `${offer.type}/${offer.subtype}; version=${offer.version}; charset=utf-8`
   return escaping === undefined ? base : `${base}; escaping=${escaping}`
 }

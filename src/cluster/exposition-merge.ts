@@ -1,11 +1,43 @@
-// Merges workers' rendered expositions as text: one header per metric family, then every
-// worker's samples of that family. No parsing of samples beyond finding line ends.
-import type { ExpositionFormat } from './exposition-format'
+// Merges workers' rendered expositions: text by family (one header per metric family, then
+// every worker's samples of that family, no parsing of samples beyond finding line ends), and
+// protobuf by family too, without decoding values (protobuf/merge.ts).
+import type { Exposition, ExpositionFormat, TextFormat } from './exposition-format'
+import { mergeProtobuf } from './protobuf/merge'
 
-/** One worker's registry rendered in the scrape's format (see renderRegistry). */
+/** One worker's registry rendered in a text format (see renderRegistry). */
 export interface ExpositionPart {
   readonly workerId: string
   readonly text: string
+}
+
+/** One worker's registry rendered in the scrape's format: text, or protobuf's bytes. */
+export interface RenderedPart {
+  readonly workerId: string
+  readonly body: Exposition
+}
+
+/** Merges parts rendered in `format` with that format's merge (mergeExpositions, mergeProtobuf). */
+export function mergeRendered(
+  parts: ReadonlyArray<RenderedPart>,
+  format: ExpositionFormat,
+): Exposition {
+  if (format === 'protobuf') {
+    return mergeProtobuf(parts.map((part) => ({ workerId: part.workerId, bytes: bytesOf(part) })))
+  }
+  return mergeExpositions(
+    parts.map((part) => ({ workerId: part.workerId, text: textOf(part) })),
+    format,
+  )
+}
+
+function bytesOf(part: RenderedPart): Uint8Array {
+  if (typeof part.body === 'string') throw new TypeError(`worker ${part.workerId}: text, not bytes`)
+  return part.body
+}
+
+function textOf(part: RenderedPart): string {
+  if (typeof part.body !== 'string') throw new TypeError(`worker ${part.workerId}: bytes, not text`)
+  return part.body
 }
 
 interface Family {
@@ -34,10 +66,7 @@ const HASH = 35 // '#'
  * OpenMetrics answer ends with a single `# EOF`. Extra series such as the gather's own health
  * are merged by passing their rendered text as one more part.
  */
-export function mergeExpositions(
-  parts: ReadonlyArray<ExpositionPart>,
-  format: ExpositionFormat,
-): string {
+export function mergeExpositions(parts: ReadonlyArray<ExpositionPart>, format: TextFormat): string {
   const families = new Map<string, Family>()
   const seenWorkers = new Set<string>()
   for (const part of parts) {

@@ -1,4 +1,5 @@
-// One registry rendered by prom-client in the format a scrape asked for.
+// One registry rendered in the format a scrape asked for: the text formats by prom-client,
+// protobuf from the same values (protobuf/render.ts).
 import { type Metric, Registry, type RegistryContentType } from 'prom-client'
 import {
   asRenderable,
@@ -6,7 +7,42 @@ import {
   type RenderableMetric,
   renderedData,
 } from '../lib/prom-client-internals'
-import { CONTENT_TYPES, type ExpositionFormat } from './exposition-format'
+import {
+  CONTENT_TYPES,
+  type Exposition,
+  type ExpositionFormat,
+  type TextFormat,
+} from './exposition-format'
+import { type ProtobufRenderOptions, renderProtobuf } from './protobuf/render'
+
+/** How to render; only protobuf has options (native-histogram fields). */
+export type RenderOptions = ProtobufRenderOptions
+
+/**
+ * Renders `registry` in `format`, without touching the registry: text, or protobuf's bytes.
+ */
+export function renderRegistry(
+  registry: Registry<RegistryContentType>,
+  format: TextFormat,
+  options?: RenderOptions,
+): Promise<string>
+export function renderRegistry(
+  registry: Registry<RegistryContentType>,
+  format: 'protobuf',
+  options?: RenderOptions,
+): Promise<Buffer>
+export function renderRegistry(
+  registry: Registry<RegistryContentType>,
+  format: ExpositionFormat,
+  options?: RenderOptions,
+): Promise<Exposition>
+export function renderRegistry(
+  registry: Registry<RegistryContentType>,
+  format: ExpositionFormat,
+  options: RenderOptions = {},
+): Promise<Exposition> {
+  return format === 'protobuf' ? renderProtobuf(registry, options) : renderText(registry, format)
+}
 
 /**
  * Renders `registry` with prom-client in `format`, without touching the registry.
@@ -18,9 +54,9 @@ import { CONTENT_TYPES, type ExpositionFormat } from './exposition-format'
  * loses `_total`. Instead each call renders through its own throwaway registry of the wanted
  * content type, holding one stand-in per metric that delegates `get()` to the real one.
  */
-export async function renderRegistry(
+async function renderText(
   registry: Registry<RegistryContentType>,
-  format: ExpositionFormat,
+  format: TextFormat,
 ): Promise<string> {
   const view = new Registry<RegistryContentType>()
   view.setContentType(CONTENT_TYPES[format])

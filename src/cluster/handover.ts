@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import type { CarriedFamily } from './carried-metrics'
 import { validateFamilies } from './handover-families'
+import type { NativeSeries } from './native-carry'
 import { moveAside, RefusedFileError, readRegularFile } from './untrusted-file'
 
 export { moveAside }
@@ -63,6 +64,11 @@ export interface Handover {
   /** When it was written, in epoch ms (see `handoverAge`). */
   writtenAt: number
   families: CarriedFamily[]
+  /**
+   * The native histograms of the carried histograms' series, if the writer kept any. Optional:
+   * a reader that knows none ignores it, and each state is checked when it is added.
+   */
+  native?: NativeSeries[]
 }
 
 /** A handover as a writer gives it: its instance and the time are filled in when absent. */
@@ -204,7 +210,7 @@ export function parseHandover(text: string, now = Date.now()): Handover {
     fail(`writtenAt is ${Math.round(ahead / 1000)} s in the future`)
   }
   const families = validateFamilies(parsed.families, MAX_HANDOVER_SERIES, fail)
-  return {
+  const handover: Handover = {
     scope: parsed.scope as string,
     workerId: parsed.workerId as string,
     pid: parsed.pid as number,
@@ -212,6 +218,26 @@ export function parseHandover(text: string, now = Date.now()): Handover {
     writtenAt: parsed.writtenAt as number,
     families,
   }
+  if (parsed.native !== undefined) handover.native = validateNativeSeries(parsed.native, fail)
+  return handover
+}
+
+/** The shape of each native entry; its histogram state is checked when it is added. */
+function validateNativeSeries(value: unknown, fail: (what: string) => never): NativeSeries[] {
+  if (!Array.isArray(value)) return fail('native is not an array')
+  if (value.length > MAX_HANDOVER_SERIES) {
+    return fail(`native holds more than ${MAX_HANDOVER_SERIES} series`)
+  }
+  for (const entry of value) {
+    if (!isObject(entry) || !isShortText(entry.name) || !isObject(entry.labels)) {
+      return fail('a native entry is not { name, labels, state }')
+    }
+    if (!Object.values(entry.labels).every((v) => typeof v === 'string')) {
+      return fail(`a native entry of ${entry.name} has a label value that is not a string`)
+    }
+    if (!isObject(entry.state)) return fail(`a native entry of ${entry.name} has no state`)
+  }
+  return value as NativeSeries[]
 }
 
 /** Scope and worker id are short names; a long one is not from this app, and would fill logs. */

@@ -1,8 +1,10 @@
 // Reads one sibling's exposition over its unix socket, or fails by the deadline: a dead worker
 // fails at once (no listener), a hung one is cut off when the signal aborts. An answer from
-// another worker than the one asked for (a link pointing at the wrong socket) is refused.
+// another worker than the one asked for (a link pointing at the wrong socket) is refused, and
+// so is a protobuf answer that is not well-framed MetricFamily messages.
 import { connect } from 'node:net'
-import type { ExpositionFormat } from './exposition'
+import type { Exposition, ExpositionFormat } from './exposition'
+import { MalformedProtobufError, readFamilies } from './protobuf/wire'
 import type { SnapshotHeader } from './snapshot-server'
 
 /** Expositions bigger than this are refused rather than buffered (about 200k series). */
@@ -11,8 +13,11 @@ const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
 export interface WorkerExposition {
   workerId: string
   pid: number
-  text: string
+  /** Text for the text formats, bytes for protobuf. */
+  body: Exposition
 }
+
+const NEWLINE = 0x0a
 
 export function fetchExposition(
   socketPath: string,
@@ -47,7 +52,7 @@ export function fetchExposition(
       signal.removeEventListener('abort', onAbort)
       socket.end()
       try {
-        resolve(decodeAnswer(Buffer.concat(chunks, size).toString('utf8'), workerId))
+        resolve(decodeAnswer(Buffer.concat(chunks, size), workerId, format))
       } catch (err) {
         reject(err)
       }
@@ -55,11 +60,16 @@ export function fetchExposition(
   })
 }
 
-function decodeAnswer(answer: string, expectedWorkerId: string): WorkerExposition {
-  const end = answer.indexOf('\n')
+/** The header line (JSON, so it holds no raw newline), then the body as it came. */
+function decodeAnswer(
+  answer: Buffer,
+  expectedWorkerId: string,
+  format: ExpositionFormat,
+): WorkerExposition {
+  const end = answer.indexOf(NEWLINE)
   let header: Partial<SnapshotHeader> | undefined
   try {
-    header = end === -1 ? undefined : JSON.parse(answer.slice(0, end))
+    header = end === -1 ? undefined : JSON.parse(answer.toString('utf8', 0, end))
   } catch {
     header = undefined
   }
@@ -71,5 +81,17 @@ function decodeAnswer(answer: string, expectedWorkerId: string): WorkerExpositio
       `the socket of worker ${expectedWorkerId} answered as worker ${header.workerId}`,
     )
   }
-  return { workerId: header.workerId, pid: header.pid, text: answer.slice(end + 1) }
+  const body = format === 'protobuf' ? answer.subarray(end + 1) : answer.toString('utf8', end + 1)
+  if (typeof body !== 'string') checkProtobuf(body, expectedWorkerId)
+  return { workerId: header.workerId, pid: header.pid, body }
+}
+
+/** Refuses bytes that the merge could not split into families. */
+function checkProtobuf(body: Uint8Array, workerId: string): void {
+  try {
+    readFamilies(body)
+  } catch (err) {
+    if (!(err instanceof MalformedProtobufError)) throw err
+    throw new Error(`malformed protobuf answer from worker ${workerId}: ${err.message}`)
+  }
 }

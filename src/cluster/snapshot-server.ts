@@ -1,14 +1,14 @@
 // Serves this worker's own exposition on a private unix socket. A sibling connects, writes the
-// format it wants on one line, and reads back one header line (who answered) and the text that
-// prom-client rendered here; then the connection ends. The socket's path is unique to this
-// process, so during `pm2 reload` two processes of one worker id never clash, and closing
-// (which unlinks the path) only ever removes this process' own socket.
+// format it wants on one line, and reads back one header line (who answered) and the exposition
+// rendered here, text or protobuf's bytes as they are; then the connection ends. The socket's
+// path is unique to this process, so during `pm2 reload` two processes of one worker id never
+// clash, and closing (which unlinks the path) only ever removes this process' own socket.
 import { statSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
-import type { ExpositionFormat } from './exposition'
+import type { Exposition, ExpositionFormat } from './exposition'
 
 /** The one line a gatherer sends: the format it wants. */
-const FORMATS: readonly ExpositionFormat[] = ['prometheus', 'openmetrics']
+const FORMATS: readonly ExpositionFormat[] = ['prometheus', 'openmetrics', 'protobuf']
 const MAX_REQUEST_BYTES = 64
 /** A sibling that connects and says nothing is dropped after this long. */
 const REQUEST_TIMEOUT_MS = 2000
@@ -20,13 +20,13 @@ export interface SnapshotHeader {
   instance: string
 }
 
-export type Render = (format: ExpositionFormat) => Promise<string>
+export type Render = (format: ExpositionFormat) => Promise<Exposition>
 
 export class SnapshotServer {
   private server: Server | undefined
   private readonly connections = new Set<Socket>()
   /** Renders in flight, one per format: concurrent gatherers share them. */
-  private readonly rendering = new Map<ExpositionFormat, Promise<string>>()
+  private readonly rendering = new Map<ExpositionFormat, Promise<Exposition>>()
 
   constructor(
     readonly socketPath: string,
@@ -103,7 +103,7 @@ export class SnapshotServer {
         return
       }
       this.renderShared(format).then(
-        (text) => socket.end(`${JSON.stringify(this.header)}\n${text}`),
+        (body) => this.reply(socket, body),
         (err: Error) => {
           this.onError(err)
           socket.destroy()
@@ -113,8 +113,19 @@ export class SnapshotServer {
     socket.on('data', onData)
   }
 
+  /** The header line, then the body: text in one write, as before; bytes after the header. */
+  private reply(socket: Socket, body: Exposition): void {
+    const header = `${JSON.stringify(this.header)}\n`
+    if (typeof body === 'string') {
+      socket.end(header + body)
+    } else {
+      socket.write(header)
+      socket.end(body)
+    }
+  }
+
   /** This worker's exposition; renders in flight are shared by everyone who asks meanwhile. */
-  renderShared(format: ExpositionFormat): Promise<string> {
+  renderShared(format: ExpositionFormat): Promise<Exposition> {
     let pending = this.rendering.get(format)
     if (pending === undefined) {
       pending = this.render(format).finally(() => this.rendering.delete(format))

@@ -24,6 +24,7 @@ import {
   readHandoverFile,
   writeHandover,
 } from './handover'
+import type { NativeCarry } from './native-carry'
 import { ProblemLog } from './problem-log'
 import { parseClaim, parseOwnSocket, type SocketPaths } from './socket-paths'
 import { LivenessProbe } from './socket-probe'
@@ -51,6 +52,8 @@ export interface SuccessionOptions {
   /** This process' instance token, as in its socket's name. */
   instance: string
   carried: CarriedMetrics
+  /** Native histograms of the carried histograms' series, handed over with them. */
+  native?: NativeCarry
   log: SuccessionLog
 }
 
@@ -118,6 +121,7 @@ export class Succession {
       pid: process.pid,
       writtenAt: Date.now(),
       families: await carried.values(),
+      ...(this.options.native === undefined ? {} : { native: this.options.native.states() }),
     })
     const started = Date.now()
     if (await this.hasLiveSibling()) {
@@ -230,6 +234,13 @@ export class Succession {
     }
     if (handover !== undefined) {
       const { dropped, reasons } = this.options.carried.add(handover.families)
+      const nativeDropped = this.options.native?.add(handover.native ?? []) ?? 0
+      if (nativeDropped > 0) {
+        this.options.log.warn(
+          { from: handover.pid, dropped: nativeDropped },
+          'left native histograms out of the handover that this process cannot continue',
+        )
+      }
       if (dropped > 0) {
         this.options.log.warn(
           { from: handover.pid, dropped, reasons },

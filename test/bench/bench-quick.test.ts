@@ -76,6 +76,18 @@ test('a quick bench run writes well-formed results and leaves nothing running', 
       results.targets.some((t) => t.name.includes('gather')),
       'the gather has targets',
     )
+
+    // The formats side by side: each scrape was answered in the format it asked for.
+    const { formats } = results
+    assert.ok(formats, 'formats results')
+    assert.equal(formats.registries.length, cluster.registries.length)
+    for (const r of formats.registries) {
+      assert.match(r.formats.protobuf.contentType, /^application\/vnd\.google\.protobuf;/)
+      assert.match(r.formats.openmetrics.contentType, /^application\/openmetrics-text;/)
+      assert.match(r.formats.text.contentType, /^text\/plain; version=0\.0\.4;/)
+      assert.ok(r.formats.protobuf.plainBytes.median > 0, 'protobuf bytes')
+    }
+    assert.match(stdout, /\| registry \| format \| plain \| gzip \| plain ÷ text \|/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -19,10 +19,17 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { Gauge } from 'prom-client'
+import { Counter, Gauge, Histogram, Summary } from 'prom-client'
 import { duplicateSeries } from '../../harness/exposition'
 import { waitFor } from '../../harness/net'
-import { ClusterView } from '../../src/cluster/cluster-view'
+import {
+  decodeFamilies,
+  protobufSamples,
+  type Sample,
+  samplesByKey,
+  textSamples,
+} from '../../harness/protobuf'
+import { ClusterView, type GatherResult } from '../../src/cluster/cluster-view'
 import { MAX_HANDOVER_AGE_MS, writeHandover } from '../../src/cluster/handover'
 import { createSocketPaths, socketDirFor } from '../../src/cluster/socket-paths'
 import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
@@ -61,6 +68,72 @@ function view(workerId: string, subdir: string, reuseMs = 0) {
   return { clusterView, http, missing, renders: () => renders }
 }
 
+/**
+ * A worker whose registry holds every kind of family, with exemplars, and nothing that changes
+ * from one render to the next: two gathers in two formats must hold the same values.
+ */
+function richView(workerId: string, subdir: string) {
+  const registry = createWorkerRegistry(workerId, false)
+  const http = createHttpMetrics(registry, [0.01, 0.1, 1], { exemplars: true })
+  const labels = { method: 'GET', route: '/', status_code: '200', worker_id: workerId }
+  const trace: Record<string, string> = { trace_id: `${workerId}`.padStart(32, 'a') }
+  http.requestsTotal.inc({ labels, value: Number(workerId) + 1, exemplarLabels: trace })
+  http.requestDuration.observe({ labels, value: 0.05, exemplarLabels: trace })
+  http.requestDuration.observe({ labels, value: 3 })
+  const jobs = new Counter({
+    name: 'jobs_total',
+    help: 'Jobs.',
+    labelNames: ['kind'],
+    registers: [registry],
+  })
+  jobs.inc({ kind: `k"${workerId}\\` }, 2.5)
+  new Gauge({ name: 'queue_depth', help: 'Waiting.', registers: [registry] }).set(
+    -1.5 * Number(workerId) - 1,
+  )
+  const size = new Summary({ name: 'payload_bytes', help: 'Sizes.', registers: [registry] })
+  for (const bytes of [1, 10, 100 * (Number(workerId) + 1)]) size.observe(bytes)
+  // Only some workers have this family.
+  if (workerId !== '1') {
+    new Histogram({
+      name: 'rare_seconds',
+      help: 'Rare.',
+      buckets: [1],
+      registers: [registry],
+    }).observe(0.5)
+  }
+  const clusterView = new ClusterView({
+    registry,
+    workerId,
+    scope: 'test:1',
+    gatherTimeoutMs: 500,
+    paths: createSocketPaths(join(base, subdir)),
+  })
+  return { clusterView, http }
+}
+
+/** The gather's own duration differs from one gather to the next; everything else must not. */
+const PER_GATHER = 'cluster_metrics_gather_duration_seconds'
+
+/** A gather's samples by series, the gather duration checked and set aside. */
+function gatheredSamples(result: GatherResult): Map<string, Sample> {
+  const samples =
+    typeof result.text === 'string'
+      ? textSamples(result.text)
+      : protobufSamples(decodeFamilies(result.text))
+  const byKey = samplesByKey(samples)
+  const duration = byKey.get(`${PER_GATHER}{}`)
+  assert.ok(duration !== undefined && duration.value > 0, PER_GATHER)
+  byKey.delete(`${PER_GATHER}{}`)
+  return byKey
+}
+
+/** Labels as sampleKey writes them, sorted by name. */
+const labelList = (labels: Record<string, string>) =>
+  Object.keys(labels)
+    .sort()
+    .map((name) => `${name}=${JSON.stringify(labels[name])}`)
+    .join(',')
+
 const requestsLine = (id: string, n: number) =>
   new RegExp(
     `^http_requests_total\\{method="GET",route="/",status_code="200",worker_id="${id}"\\} ${n}$`,
@@ -84,6 +157,42 @@ test('a worker gathers its siblings over their sockets and itself in process', a
     assert.match(om.text, /^http_requests_total\{.*worker_id="2"\} 3$/m)
     assert.equal(om.text.match(/^# EOF$/gm)?.length, 1)
     assert.ok(om.text.endsWith('# EOF\n'))
+  } finally {
+    for (const w of workers) await w.clusterView.close()
+  }
+})
+
+test('a protobuf gather holds every series and value of the text and OpenMetrics gathers', async () => {
+  const workers = ['0', '1', '2', '3'].map((id) => richView(id, 'protobuf'))
+  for (const w of workers) await w.clusterView.start()
+  try {
+    for (const gatherer of [workers[0], workers[2]]) {
+      const protobuf = await gatherer.clusterView.gather('protobuf')
+      assert.ok(protobuf.text instanceof Uint8Array)
+      assert.deepEqual(protobuf.answered, ['0', '1', '2', '3'])
+      const fromProtobuf = gatheredSamples(protobuf)
+      // OpenMetrics has the exemplars too.
+      assert.deepEqual(
+        fromProtobuf,
+        gatheredSamples(await gatherer.clusterView.gather('openmetrics')),
+      )
+      assert.equal([...fromProtobuf.values()].filter((s) => s.exemplar).length, 8)
+      for (const sample of fromProtobuf.values()) delete sample.exemplar
+      assert.deepEqual(
+        fromProtobuf,
+        gatheredSamples(await gatherer.clusterView.gather('prometheus')),
+      )
+      // One message per family, whoever's metrics it holds, in first-seen order.
+      const families = decodeFamilies(protobuf.text)
+      const names = families.map((family) => family.name)
+      assert.deepEqual(names, [...new Set(names)])
+      assert.equal(
+        families.find((family) => family.name === 'http_requests_total')?.metric?.length,
+        4,
+      )
+      assert.equal(families.find((family) => family.name === 'rare_seconds')?.metric?.length, 3)
+      assert.equal(fromProtobuf.get('cluster_metrics_workers_answered{}')?.value, 4)
+    }
   } finally {
     for (const w of workers) await w.clusterView.close()
   }
@@ -139,6 +248,17 @@ test('a worker that left serves its last counts through the others until a proce
         1,
       )
     }
+    // In protobuf too: the departed worker's part is rendered as protobuf and merged.
+    const protobuf = gatheredSamples(await zero.clusterView.gather('protobuf'))
+    assert.equal(protobuf.get(`http_requests_total{${labelList(labels)}}`)?.value, 7)
+    assert.equal(
+      protobuf.get(`http_request_duration_seconds_count{${labelList(labels)}}`)?.value,
+      1,
+    )
+    const text = gatheredSamples(await zero.clusterView.gather('prometheus'))
+    protobuf.delete('renders{worker_id="0"}')
+    text.delete('renders{worker_id="0"}')
+    assert.deepEqual(protobuf, text)
     // Worker 1 comes back (scale up): its new process takes the handover and continues from 7.
     const back = view('1', 'left')
     await back.clusterView.start()
@@ -325,8 +445,9 @@ test('scrapes that arrive during a gather share it: each sibling renders once', 
     await Promise.all([
       zero.clusterView.gather('prometheus'),
       zero.clusterView.gather('openmetrics'),
+      zero.clusterView.gather('protobuf'),
     ])
-    assert.equal(one.renders() - before, 3)
+    assert.equal(one.renders() - before, 4)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()

@@ -3,11 +3,22 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { PROMETHEUS_ACCEPT, type PrometheusAcceptName } from '../../harness/prometheus-accept'
-import { CONTENT_TYPES, negotiate } from '../../src/cluster/exposition'
+import { CONTENT_TYPES, type ExpositionFormat, negotiate } from '../../src/cluster/exposition'
 
 const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'
 const TEXT_100 = 'text/plain; version=1.0.0; charset=utf-8'
 const OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+const PROTOBUF =
+  'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited'
+/** The range Prometheus 3 sends for PrometheusProto. */
+const PROTO_RANGE =
+  'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited'
+
+/** The format a Content-Type names. */
+function formatOf(contentType: string): ExpositionFormat {
+  if (contentType.startsWith('application/vnd.google.protobuf')) return 'protobuf'
+  return contentType.startsWith('application/openmetrics-text') ? 'openmetrics' : 'prometheus'
+}
 
 test("the text format 0.0.4 and OpenMetrics 1.0.0 are rendered under prom-client's own types", () => {
   assert.equal(CONTENT_TYPES.prometheus, TEXT_004)
@@ -18,9 +29,8 @@ test('each Accept header Prometheus sends gets its first choice that /metrics wr
   const expected: Record<PrometheusAcceptName, string> = {
     'prometheus-2.42': OPENMETRICS,
     'prometheus-3.5': `${OPENMETRICS}; escaping=allow-utf-8`,
-    // No protocol buffers yet: the next choice.
-    'prometheus-3.5 protobuf first': `${OPENMETRICS}; escaping=allow-utf-8`,
-    'prometheus-3.5 protobuf, text 0.0.4': TEXT_004,
+    'prometheus-3.5 protobuf first': PROTOBUF,
+    'prometheus-3.5 protobuf, text 0.0.4': PROTOBUF,
     'prometheus-3.5 text 1.0.0': `${TEXT_100}; escaping=allow-utf-8`,
     'prometheus-3.5 text 0.0.4': TEXT_004,
     // OpenMetrics 0.0.1 is the same format; the answer names the version prom-client writes.
@@ -29,16 +39,7 @@ test('each Accept header Prometheus sends gets its first choice that /metrics wr
   }
   for (const [name, accept] of Object.entries(PROMETHEUS_ACCEPT)) {
     const contentType = expected[name as PrometheusAcceptName]
-    assert.deepEqual(
-      negotiate(accept),
-      {
-        format: contentType.startsWith('application/openmetrics-text')
-          ? 'openmetrics'
-          : 'prometheus',
-        contentType,
-      },
-      name,
-    )
+    assert.deepEqual(negotiate(accept), { format: formatOf(contentType), contentType }, name)
   }
 })
 
@@ -49,11 +50,7 @@ function check(rows: Row[]) {
   for (const [accept, contentType] of rows) {
     const got = negotiate(accept)
     assert.equal(got.contentType, contentType, String(accept))
-    assert.equal(
-      got.format,
-      contentType.startsWith('application/openmetrics-text') ? 'openmetrics' : 'prometheus',
-      String(accept),
-    )
+    assert.equal(got.format, formatOf(contentType), String(accept))
   }
 }
 
@@ -71,10 +68,36 @@ test('no header, wildcards, bare text/plain and unknown types get the text forma
     // Versions /metrics does not write are not matched by the versioned range.
     ['text/plain;version=2.0.0', TEXT_004],
     ['application/openmetrics-text;version=2.0.0', TEXT_004],
+  ])
+})
+
+test('protobuf by name with its proto and delimited encoding, never by a wildcard', () => {
+  check([
+    [PROTO_RANGE, PROTOBUF],
     [
-      'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited',
+      'Application/Vnd.Google.Protobuf ; Proto="io.prometheus.client.MetricFamily" ; Encoding=delimited',
+      PROTOBUF,
+    ],
+    // Another message, another encoding (client_golang's text and compact-text), or none named.
+    [
+      'application/vnd.google.protobuf;proto=io.prometheus.client.Metric;encoding=delimited',
       TEXT_004,
     ],
+    [
+      'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text',
+      TEXT_004,
+    ],
+    ['application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily', TEXT_004],
+    ['application/vnd.google.protobuf;encoding=delimited', TEXT_004],
+    ['application/vnd.google.protobuf', TEXT_004],
+    ['application/*', TEXT_004],
+    // Refused, or ranked by q-value like any other.
+    [`${PROTO_RANGE};q=0, application/openmetrics-text;q=0.1`, OPENMETRICS],
+    [`${PROTO_RANGE};q=0.4, application/openmetrics-text;q=0.5`, OPENMETRICS],
+    [`${PROTO_RANGE};q=0.5, application/openmetrics-text;q=0.4`, PROTOBUF],
+    [`${PROTO_RANGE};q=0.2, */*`, TEXT_004],
+    // A tie goes to protobuf, first of the offers.
+    [`application/openmetrics-text, ${PROTO_RANGE}`, PROTOBUF],
   ])
 })
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client'
-import { type ExpositionFormat, renderRegistry } from '../../src/cluster/exposition'
+import { renderRegistry, type TextFormat } from '../../src/cluster/exposition'
 
 /** A small worker registry; its gauge collects asynchronously, as default metrics may. */
 function workerRegistry(workerId = '3'): Registry<RegistryContentType> {
@@ -116,7 +116,7 @@ test('concurrent renders of one registry in both formats never mix formats', asy
   const registry = workerRegistry()
   const formats = Array.from(
     { length: 40 },
-    (_, i) => (i % 3 === 0 ? 'openmetrics' : 'prometheus') as ExpositionFormat,
+    (_, i) => (i % 3 === 0 ? 'openmetrics' : 'prometheus') as TextFormat,
   )
   const texts = await Promise.all(formats.map((format) => renderRegistry(registry, format)))
   texts.forEach((text, i) => {

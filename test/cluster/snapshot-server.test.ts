@@ -1,11 +1,14 @@
 // The sibling socket's own timeouts: a client that says nothing is dropped, a render slower than
-// that timeout still reaches a client that asked, and a probe that hangs up never holds a close.
+// that timeout still reaches a client that asked, and a probe that hangs up never holds a close;
+// and protobuf's bytes pass it unchanged.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { Gauge, Registry } from 'prom-client'
+import { renderRegistry } from '../../src/cluster/exposition'
 import { fetchExposition } from '../../src/cluster/snapshot-client'
 import { SnapshotServer } from '../../src/cluster/snapshot-server'
 
@@ -27,7 +30,7 @@ test('a render slower than the idle timeout still reaches the gatherer that aske
       'prometheus',
       new AbortController().signal,
     )
-    assert.equal(answer.text, 'slow_total 1\n')
+    assert.equal(answer.body, 'slow_total 1\n')
   } finally {
     await server.close()
   }
@@ -44,4 +47,32 @@ test('close ends the connection of a peer that connected and said nothing', asyn
   // The server ended it itself: the peer never wrote or closed anything.
   assert.equal(await peerClosed, true)
   assert.equal(peer.bytesWritten, 0)
+})
+
+test('protobuf bytes cross the socket as they are, newlines and all; malformed ones are refused', async () => {
+  const registry = new Registry()
+  new Gauge({ name: 'g', help: 'a\nhelp', labelNames: ['v'], registers: [registry] }).set(
+    { v: 'x\ny\u00ff' },
+    0.1,
+  )
+  const bytes = await renderRegistry(registry, 'protobuf')
+  assert.ok(bytes.includes(0x0a), 'the render holds newline bytes')
+  let answer: Uint8Array = bytes
+  const server = new SnapshotServer(join(base, 'bytes.sock'), header, async (format) =>
+    format === 'protobuf' ? answer : 'text 1\n',
+  )
+  await server.listen()
+  const fetch = (format: 'protobuf' | 'prometheus') =>
+    fetchExposition(join(base, 'bytes.sock'), '3', format, new AbortController().signal)
+  try {
+    const got = await fetch('protobuf')
+    assert.ok(got.body instanceof Uint8Array)
+    assert.deepEqual(Buffer.from(got.body), bytes)
+    assert.equal((await fetch('prometheus')).body, 'text 1\n')
+    // A length prefix promising more than follows.
+    answer = Uint8Array.of(5, 0x0a, 1)
+    await assert.rejects(fetch('protobuf'), /malformed protobuf answer from worker 3/)
+  } finally {
+    await server.close()
+  }
 })

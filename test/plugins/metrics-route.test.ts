@@ -9,12 +9,15 @@ import {
   type PrometheusAcceptName,
   PROMETHEUS_ACCEPT as SENT,
 } from '../../harness/prometheus-accept'
+import { decodeFamilies } from '../../harness/protobuf'
 import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
 
 const PROMETHEUS_ACCEPT = SENT['prometheus-2.42']
 const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'
 const TEXT_100 = 'text/plain; version=1.0.0; charset=utf-8'
 const OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+const PROTOBUF =
+  'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited'
 
 async function build(
   t: { after: (fn: () => unknown) => void },
@@ -48,8 +51,8 @@ test("each Prometheus' Accept header: its preferred format, and a Content-Type n
   const answers: Record<PrometheusAcceptName, string> = {
     'prometheus-2.42': OPENMETRICS,
     'prometheus-3.5': `${OPENMETRICS}; escaping=allow-utf-8`,
-    'prometheus-3.5 protobuf first': `${OPENMETRICS}; escaping=allow-utf-8`,
-    'prometheus-3.5 protobuf, text 0.0.4': TEXT_004,
+    'prometheus-3.5 protobuf first': PROTOBUF,
+    'prometheus-3.5 protobuf, text 0.0.4': PROTOBUF,
     'prometheus-3.5 text 1.0.0': `${TEXT_100}; escaping=allow-utf-8`,
     'prometheus-3.5 text 0.0.4': TEXT_004,
     'prometheus-3.5 OpenMetrics 0.0.1': OPENMETRICS,
@@ -67,6 +70,20 @@ test("each Prometheus' Accept header: its preferred format, and a Content-Type n
     assert.equal(res.statusCode, 200, name)
     const contentType = answers[name as PrometheusAcceptName]
     assert.equal(res.headers['content-type'], contentType, name)
+    if (contentType === PROTOBUF) {
+      const families = decodeFamilies(res.rawPayload)
+      assert.deepEqual(
+        families.map((family) => family.name),
+        [...text004.matchAll(/^# TYPE (\S+) /gm)].map(([, family]) => family),
+        name,
+      )
+      assert.deepEqual(
+        families.find((family) => family.name === 'jobs_total'),
+        { name: 'jobs_total', help: 'jobs', type: 0, metric: [{ counter: { value: 4 } }] },
+        name,
+      )
+      continue
+    }
     // The bytes are those of the format named: text 1.0.0 writes legacy names as 0.0.4 does.
     assert.equal(
       res.body,
@@ -88,6 +105,17 @@ test('gzip only for clients that accept it', async (t) => {
   assert.equal(zipped.headers['content-encoding'], 'gzip')
   assert.equal(zipped.headers.vary, 'Accept, Accept-Encoding')
   assert.equal(gunzipSync(zipped.rawPayload).toString('utf8'), plain.body)
+  // Protobuf's bytes, gzipped or not, are the same bytes.
+  const accept = SENT['prometheus-3.5 protobuf first']
+  const proto = await app.inject({ url: '/metrics', headers: { accept } })
+  const protoZipped = await app.inject({
+    url: '/metrics',
+    headers: { accept, 'accept-encoding': 'gzip' },
+  })
+  assert.equal(protoZipped.headers['content-encoding'], 'gzip')
+  assert.equal(protoZipped.headers['content-type'], PROTOBUF)
+  assert.deepEqual(gunzipSync(protoZipped.rawPayload), proto.rawPayload)
+  assert.ok(decodeFamilies(proto.rawPayload).some((family) => family.name === 'jobs_total'))
 })
 
 test('concurrent scrapes in one format and encoding share one collection', async (t) => {

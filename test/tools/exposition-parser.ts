@@ -4,7 +4,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import type { ExpositionFormat } from '../../src/cluster/exposition'
+import type { TextFormat } from '../../src/cluster/exposition'
 
 export interface ParsedFamily {
   name: string
@@ -38,7 +38,7 @@ export class ExpositionParser {
   }
 
   /** The families in `text`; throws with the parser's message if it rejects the text. */
-  parse(text: string, format: ExpositionFormat): Promise<ParsedFamily[]> {
+  parse(text: string, format: TextFormat): Promise<ParsedFamily[]> {
     const next = this.queue.then(async () => {
       this.child.stdin.write(`${JSON.stringify({ format, text })}\n`)
       const { value, done } = await this.answers.next()

@@ -8,11 +8,7 @@ import { spawn } from 'node:child_process'
 import { after, test } from 'node:test'
 import { Gauge, Registry } from 'prom-client'
 import { PROMTOOL_BIN } from '../../harness/stack'
-import {
-  type ExpositionFormat,
-  mergeExpositions,
-  renderRegistry,
-} from '../../src/cluster/exposition'
+import { mergeExpositions, renderRegistry, type TextFormat } from '../../src/cluster/exposition'
 import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
 import { ExpositionParser } from './exposition-parser'
 
@@ -44,7 +40,7 @@ function clusterRegistries(): Registry[] {
   return registries
 }
 
-async function mergedCluster(format: ExpositionFormat): Promise<string> {
+async function mergedCluster(format: TextFormat): Promise<string> {
   const texts = await Promise.all(clusterRegistries().map((r) => renderRegistry(r, format)))
   return mergeExpositions(
     texts.map((text, i) => ({ workerId: i < WORKERS ? String(i) : 'cluster', text })),

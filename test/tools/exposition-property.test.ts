@@ -1,19 +1,26 @@
 // The merge, proven on random clusters: every worker's registry is built with prom-client from
 // a random description, rendered by prom-client, merged, and parsed by a real parser. The merged
-// exposition must parse to the union of what each worker's own exposition parses to.
+// exposition must parse to the union of what each worker's own exposition parses to. The same
+// for protobuf, decoded by protoc's Python code for the official metrics.proto, whose samples
+// must also be the merged text format's.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import fc from 'fast-check'
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client'
+import { samplesByKey, textSamples } from '../../harness/protobuf'
 import {
-  type ExpositionFormat,
   mergeExpositions,
+  mergeProtobuf,
   renderRegistry,
+  type TextFormat,
 } from '../../src/cluster/exposition'
 import { ExpositionParser, type ParsedFamily } from './exposition-parser'
+import { ProtobufDecoder, type PythonFamily } from './protobuf-decoder'
 
 const parser = new ExpositionParser()
 after(() => parser.close())
+const decoder = new ProtobufDecoder()
+after(() => decoder.close())
 
 const KINDS = ['counter', 'gauge', 'histogram', 'summary'] as const
 const LABEL_NAMES = ['method', 'route', 'status_code'] as const
@@ -167,7 +174,7 @@ function union(perPart: ParsedFamily[][]): ParsedFamily[] {
 
 const RUNS = 100
 
-for (const format of ['prometheus', 'openmetrics'] as const satisfies ExpositionFormat[]) {
+for (const format of ['prometheus', 'openmetrics'] as const satisfies TextFormat[]) {
   test(`${format}: the merged exposition parses to the union of the workers' own`, async () => {
     await fc.assert(
       fc.asyncProperty(cluster, async ({ families, workers }) => {
@@ -197,3 +204,58 @@ for (const format of ['prometheus', 'openmetrics'] as const satisfies Exposition
     )
   })
 }
+
+/** Decoded families of several answers together: first-seen order, metrics part by part. */
+function protobufUnion(perPart: PythonFamily[][]): PythonFamily[] {
+  const byName = new Map<string, PythonFamily>()
+  for (const families of perPart) {
+    for (const family of families) {
+      const seen = byName.get(family.name)
+      if (seen === undefined) {
+        byName.set(family.name, {
+          ...family,
+          samples: [...family.samples],
+          native: [...family.native],
+        })
+      } else {
+        seen.samples.push(...family.samples)
+        seen.native.push(...family.native)
+      }
+    }
+  }
+  return [...byName.values()]
+}
+
+test("protobuf: the merged answer decodes to the union of the workers' own, and to the text format's samples", async () => {
+  await fc.assert(
+    fc.asyncProperty(cluster, async ({ families, workers }) => {
+      const registries = workers.map((mine, i) => buildRegistry(String(i), families, mine))
+      registries.push(healthRegistry(workers.length))
+      const workerIdOf = (i: number) => (i < workers.length ? String(i) : 'cluster')
+      const parts = await Promise.all(
+        registries.map(async (r, i) => ({
+          workerId: workerIdOf(i),
+          bytes: await renderRegistry(r, 'protobuf'),
+        })),
+      )
+      const merged = mergeProtobuf(parts)
+
+      const own = []
+      for (const part of parts) own.push(await decoder.decode(part.bytes))
+      const decoded = await decoder.decode(merged)
+      assert.deepEqual(decoded, protobufUnion(own))
+      assert.equal(new Set(decoded.map((family) => family.name)).size, decoded.length)
+
+      const texts = await Promise.all(registries.map((r) => renderRegistry(r, 'prometheus')))
+      const mergedText = mergeExpositions(
+        texts.map((text, i) => ({ workerId: workerIdOf(i), text })),
+        'prometheus',
+      )
+      assert.deepEqual(
+        samplesByKey(decoded.flatMap((family) => family.samples)),
+        samplesByKey(textSamples(mergedText)),
+      )
+    }),
+    { numRuns: RUNS, includeErrorInReport: true },
+  )
+})

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import { ClusterView } from '../../cluster/cluster-view'
+import type { NativeCarry } from '../../cluster/native-carry'
 import { createSocketPaths, socketDirFor } from '../../cluster/socket-paths'
 import type { MetricsCollector } from './metrics-route'
 
@@ -34,6 +35,7 @@ export function clusterCollector(
   workerId: string,
   appName: string | undefined,
   options: ClusterOptions,
+  native?: NativeCarry,
 ): ClusterWiring {
   const key = options.key ?? appName ?? 'app'
   const view = new ClusterView({
@@ -42,6 +44,7 @@ export function clusterCollector(
     scope: key,
     gatherTimeoutMs: options.gatherTimeoutMs ?? 1000,
     reuseMs: options.reuseMs ?? 0,
+    native,
     paths: createSocketPaths(options.socketDir ?? socketDirFor(key)),
     // A worker that missed a gather is logged by the worker that noticed.
     onMissing: (workerIds, budgetMs) =>

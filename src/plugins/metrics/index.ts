@@ -6,6 +6,7 @@ import type { FastifyInstance, onRequestAbortHookHandler, onResponseHookHandler 
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
 import { renderRegistry } from '../../cluster/exposition'
+import type { NativeHistogramSnapshot } from '../../lib/native-histogram'
 import { resolveWorkerIdentity } from '../../lib/worker-identity'
 import { type ClusterOptions, clusterCollector } from './cluster'
 import { setUnmatchedRecorder } from './framework-errors'
@@ -15,13 +16,20 @@ import {
   createWorkerRegistry,
   DEFAULT_BUCKETS,
   type HttpMetrics,
+  REQUEST_DURATION,
 } from './http-metrics'
 import { type MetricsCollector, metricsRoute } from './metrics-route'
+import {
+  type NativeHistogramsOption,
+  nativeCarry,
+  nativeHistogramOptions,
+} from './native-histograms'
 import { RouteRecorder, unmatchedMethodLabel } from './route-recorder'
 
 export type { ClusterOptions } from './cluster'
 export { countFrameworkErrors } from './framework-errors'
 export { type MetricsCollector, metricsRoute, type Scrape } from './metrics-route'
+export type { NativeHistogramsOption } from './native-histograms'
 export { CLIENT_CLOSED_STATUS, COMMON_METHODS, OTHER_METHOD } from './route-recorder'
 
 /** The `route` label of requests that matched no route: one series, however many junk paths. */
@@ -40,6 +48,12 @@ export interface MetricsPluginOptions {
    * with it, `metrics.http`'s `inc` / `observe` take prom-client's object form.
    */
   exemplars?: boolean
+  /**
+   * Also record every `http_request_duration_seconds` series into a Prometheus native histogram
+   * (sparse exponential buckets, schema 3 and at most 160 buckets by default), which only the
+   * protobuf exposition carries; the classic buckets stay as they are. Default `false`.
+   */
+  nativeHistograms?: NativeHistogramsOption
   /** Collect prom-client's process metrics into a registry this plugin creates (default true). */
   defaultMetrics?: boolean
   /** Path of the exposition route; `false` to serve none. Default `/metrics`. */
@@ -63,6 +77,13 @@ export interface MetricsDecorator {
   http: HttpMetrics
   /** What GET /metrics answers with, for a route of your own (e.g. on another port). */
   collect: MetricsCollector
+  /**
+   * The native histogram of a rendered series, for the protobuf exposition: `labels` as
+   * prom-client renders the series (default labels such as worker_id included, no `le`).
+   * Matched on the metric's own label names only; `undefined` for another metric, a series
+   * without one, or with native histograms off.
+   */
+  nativeFor(metricName: string, labels: Record<string, string>): NativeHistogramSnapshot | undefined
   /**
    * Call when a graceful stop begins (on SIGINT/SIGTERM, before draining): should the process
    * die before it hands its counts over, its worker id is then not expected back. A no-op
@@ -88,7 +109,10 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
     options.registry ?? createWorkerRegistry(workerId, options.defaultMetrics ?? true)
   const http = createHttpMetrics(registry, validateBuckets(options.buckets ?? DEFAULT_BUCKETS), {
     exemplars: options.exemplars ?? true,
+    native: nativeHistogramOptions(options.nativeHistograms),
   })
+  const nativeFor = (metricName: string, labels: Record<string, string>) =>
+    metricName === REQUEST_DURATION ? http.native?.snapshotFor(labels) : undefined
   const endpoint = options.endpoint ?? '/metrics'
   if (endpoint !== false && !endpoint.startsWith('/')) {
     throw new TypeError(`metrics endpoint must start with "/", got ${JSON.stringify(endpoint)}`)
@@ -104,11 +128,14 @@ async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOpt
           workerId,
           identity.appName,
           cluster === true ? {} : cluster,
+          http.native === undefined
+            ? undefined
+            : nativeCarry(REQUEST_DURATION, http.native, nativeFor),
         )
   const collect: MetricsCollector =
     wiring?.collect ?? options.collect ?? ((scrape) => renderRegistry(registry, scrape.format))
   const beginStop = () => wiring?.beginStop()
-  fastify.decorate('metrics', { registry, workerId, http, collect, beginStop })
+  fastify.decorate('metrics', { registry, workerId, http, collect, nativeFor, beginStop })
 
   // Every measured route gets its own recorder and onResponse hook, added at registration.
   const recordersByRoute = new Map<string, RouteRecorder>()

@@ -1,6 +1,7 @@
 // GET /metrics: the exposition in the format the scrape asks for (OpenMetrics 1.0 when its
-// Accept header prefers it, as Prometheus' does; the Prometheus text format otherwise, under
-// the version the scrape prefers), with a Content-Type naming what was sent,
+// Accept header prefers it, as Prometheus' does; protobuf when it names it first, as
+// Prometheus 3 does for native histograms; the Prometheus text format otherwise, under the
+// version the scrape prefers), with a Content-Type naming what was sent,
 // gzip-compressed when the client accepts it, optionally behind a bearer token. Scrapes that
 // arrive while an answer in the same format and encoding is being made share it.
 import { promisify } from 'node:util'
@@ -8,7 +9,7 @@ import { constants, gzip } from 'node:zlib'
 import bearerAuth from '@fastify/bearer-auth'
 import type { FastifyInstance } from 'fastify'
 import Negotiator from 'negotiator'
-import { type ExpositionFormat, negotiate } from '../../cluster/exposition'
+import { type Exposition, type ExpositionFormat, negotiate } from '../../cluster/exposition'
 
 const gzipAsync = promisify(gzip)
 
@@ -19,8 +20,8 @@ export interface Scrape {
   scrapeTimeoutSeconds?: string
 }
 
-/** Makes the exposition text of one scrape: this registry's, or the cluster view's. */
-export type MetricsCollector = (scrape: Scrape) => Promise<string>
+/** One scrape's exposition, text or protobuf's bytes: this registry's, or the cluster view's. */
+export type MetricsCollector = (scrape: Scrape) => Promise<Exposition>
 
 export interface MetricsRouteOptions {
   path: string
@@ -55,13 +56,15 @@ export async function metricsRoute(
   // Answers are bytes, made once and written to every scrape that shares them (a string would
   // be encoded again for each response); the same text collected again is not encoded again.
   const inFlight = new Map<string, Promise<Buffer>>()
-  const lastEncoded = new Map<string, { text: string; body: Buffer }>()
-  const encode = async (key: string, text: string, compress: boolean): Promise<Buffer> => {
+  const lastEncoded = new Map<string, { text: Exposition; body: Buffer }>()
+  const encode = async (key: string, text: Exposition, compress: boolean): Promise<Buffer> => {
     const last = lastEncoded.get(key)
     if (last !== undefined && last.text === text) return last.body
     const body = compress
       ? await gzipAsync(text, { level: constants.Z_BEST_SPEED })
-      : Buffer.from(text, 'utf8')
+      : typeof text === 'string'
+        ? Buffer.from(text, 'utf8')
+        : Buffer.from(text.buffer, text.byteOffset, text.byteLength)
     lastEncoded.set(key, { text, body })
     return body
   }

@@ -58,7 +58,7 @@ export class RequestSeries {
   /** One answered request: counted, and its duration observed. */
   record(seconds: number): void {
     this.count()
-    this.observe(seconds)
+    if (!this.observeDirect(seconds)) this.observeThroughApi(seconds)
   }
 
   /**
@@ -97,25 +97,34 @@ export class RequestSeries {
     this.counterEntry = typeof found?.value === 'number' ? found : undefined
   }
 
-  private observe(seconds: number): void {
+  /**
+   * Adds the duration to the stored entry, if it is still prom-client's; `false` when the caller
+   * must go through the API instead (no entry yet, or it was replaced).
+   */
+  protected observeDirect(seconds: number): boolean {
     const entry = this.histogramEntry
     if (
-      entry !== undefined &&
-      Number.isFinite(seconds) &&
-      histogramEntries(this.histogram)?.[this.histogramKey as string] === entry
+      entry === undefined ||
+      !Number.isFinite(seconds) ||
+      histogramEntries(this.histogram)?.[this.histogramKey as string] !== entry
     ) {
-      entry.sum += seconds
-      entry.count += 1
-      // As prom-client does: the first bucket whose bound holds the value; none above the last.
-      const bounds = this.bounds
-      for (let i = 0; i < bounds.length; i++) {
-        if (seconds <= bounds[i]) {
-          entry.bucketValues[this.boundKeys[i]] += 1
-          return
-        }
-      }
-      return
+      return false
     }
+    entry.sum += seconds
+    entry.count += 1
+    // As prom-client does: the first bucket whose bound holds the value; none above the last.
+    const bounds = this.bounds
+    for (let i = 0; i < bounds.length; i++) {
+      if (seconds <= bounds[i]) {
+        entry.bucketValues[this.boundKeys[i]] += 1
+        return true
+      }
+    }
+    return true
+  }
+
+  /** Observes through prom-client's API, then finds the stored entry for the direct path. */
+  protected observeThroughApi(seconds: number): void {
     if (this.exemplars) this.histogram.observe({ labels: this.labels, value: seconds })
     else this.histogram.observe(this.labels, seconds)
     const entries = histogramEntries(this.histogram)

@@ -2,6 +2,7 @@
 // hot path knows its route template without asking Fastify, and finds its series in a small
 // map keyed by method and status code: nothing is allocated once a series exists.
 import type { HttpMetrics } from './http-metrics'
+import { NativeRequestSeries } from './native-histograms'
 import { RequestSeries } from './request-series'
 import { traceIdOf } from './traceparent'
 
@@ -88,12 +89,22 @@ export class RouteRecorder {
       byStatus = new Map()
       this.byMethod.set(method, byStatus)
     }
-    const series = new RequestSeries(this.metrics.requestsTotal, this.metrics.requestDuration, {
+    const labels = {
       method: this.methodLabel(method),
       route: this.route,
       status_code: String(statusCode),
       worker_id: this.workerId,
-    })
+    }
+    const { requestsTotal, requestDuration, native } = this.metrics
+    const series =
+      native === undefined
+        ? new RequestSeries(requestsTotal, requestDuration, labels)
+        : new NativeRequestSeries(
+            requestsTotal,
+            requestDuration,
+            labels,
+            native.histogramFor(labels),
+          )
     byStatus.set(statusCode, series)
     return series
   }

@@ -1,0 +1,389 @@
+// One prom-client registry rendered as the Prometheus protobuf exposition: one length-delimited
+// io.prometheus.client.MetricFamily per metric, read from the same values the text render
+// reads (renderedData), so carried and live series appear exactly as in the text formats.
+import type { Registry, RegistryContentType } from 'prom-client'
+import { Writer } from 'protobufjs/light'
+import {
+  asRenderable,
+  defaultLabelsOf,
+  type Labels,
+  type MetricData,
+  type RenderedValue,
+  renderedData,
+  seriesLabelsOf,
+} from '../../lib/prom-client-internals'
+import { METRIC_TYPE, MetricFamilyType } from './metrics-schema'
+
+/** A run of consecutive native-histogram buckets (`BucketSpan`). */
+export interface NativeBucketSpan {
+  /** Gap to the previous span, or the first bucket's index for the first span. */
+  offset: number
+  length: number
+}
+
+/** A native histogram's exemplar; Prometheus keeps only those with a timestamp. */
+export interface NativeExemplar {
+  labels: Record<string, string>
+  value: number
+  timestampMs: number
+}
+
+/**
+ * The native-histogram fields of one histogram series, integer counts (`Histogram` fields 5 to
+ * 16 of metrics.proto): buckets as spans and deltas, each delta the count's change from the
+ * previous bucket (from zero for the first).
+ */
+export interface NativeHistogramFields {
+  schema: number
+  zeroThreshold: number
+  zeroCount: number
+  positiveSpans: NativeBucketSpan[]
+  positiveDeltas: number[]
+  negativeSpans: NativeBucketSpan[]
+  negativeDeltas: number[]
+  exemplars?: NativeExemplar[]
+  /** Observations the buckets hold: if given, the fields are sent only when it is the series'. */
+  count?: number
+}
+
+/**
+ * Native-histogram fields for a histogram series, or `undefined` for a classic one alone.
+ * `metricName` is the family's name; `labels` are the series' labels as exposed (the registry's
+ * default labels included, `le` not), values as text.
+ */
+export type NativeFor = (
+  metricName: string,
+  labels: Record<string, string>,
+) => NativeHistogramFields | undefined
+
+export interface ProtobufRenderOptions {
+  /** Adds native-histogram fields to histogram series; classic buckets are kept as well. */
+  nativeFor?: NativeFor
+}
+
+/**
+ * Renders `registry` as delimited MetricFamily messages, in registration order, without
+ * touching it. Names are the registered ones, as the text format writes them: a counter's
+ * family keeps its `_total` (Prometheus stores a protobuf counter under its family name).
+ */
+export async function renderProtobuf(
+  registry: Registry<RegistryContentType>,
+  options: ProtobufRenderOptions = {},
+): Promise<Buffer> {
+  const defaults = defaultLabelsOf(registry)
+  // All at once, as prom-client's own render collects them.
+  const families = await Promise.all(
+    registry.getMetricsAsArray().map((metric) => renderedData(asRenderable(metric))),
+  )
+  const writer = Writer.create()
+  for (const data of families) {
+    MetricFamilyType.encodeDelimited(familyMessage(data, defaults, options), writer)
+  }
+  // In Node protobufjs writes into a Buffer already: wrap, never copy.
+  const bytes = writer.finish()
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+}
+
+interface LabelPair {
+  name: string
+  value: string
+}
+
+interface ExemplarMessage {
+  label: LabelPair[]
+  value: number
+  timestamp?: { seconds: number; nanos: number }
+}
+
+interface MetricMessage {
+  label: LabelPair[]
+  [kind: string]: unknown
+}
+
+function familyMessage(
+  data: MetricData,
+  defaults: Readonly<Labels>,
+  options: ProtobufRenderOptions,
+): object {
+  const family = { name: data.name, help: data.help }
+  switch (data.type) {
+    case 'counter':
+      return {
+        ...family,
+        type: METRIC_TYPE.COUNTER,
+        metric: simpleMetrics(data, defaults, 'counter'),
+      }
+    case 'gauge':
+      return { ...family, type: METRIC_TYPE.GAUGE, metric: simpleMetrics(data, defaults, 'gauge') }
+    case 'histogram':
+      return { ...family, type: METRIC_TYPE.HISTOGRAM, metric: histograms(data, defaults, options) }
+    case 'summary':
+      return { ...family, type: METRIC_TYPE.SUMMARY, metric: summaries(data, defaults) }
+    default:
+      return {
+        ...family,
+        type: METRIC_TYPE.UNTYPED,
+        metric: simpleMetrics(data, defaults, 'untyped'),
+      }
+  }
+}
+
+/** Counters, gauges and untyped metrics: one value per series; a counter's exemplar kept. */
+function simpleMetrics(
+  data: MetricData,
+  defaults: Readonly<Labels>,
+  kind: 'counter' | 'gauge' | 'untyped',
+): MetricMessage[] {
+  return data.values.map((value) => {
+    const body: { value: number; exemplar?: ExemplarMessage } = { value: value.value }
+    if (kind === 'counter') {
+      const exemplar = exemplarOf(value)
+      if (exemplar !== undefined) body.exemplar = exemplar
+    }
+    return { label: labelPairs(withDefaults(seriesLabelsOf(value), defaults)), [kind]: body }
+  })
+}
+
+interface HistogramSeries {
+  labels: Labels
+  buckets: Array<{ upper_bound: number; cumulative: number; exemplar?: ExemplarMessage }>
+  sum: number
+  count: number
+}
+
+/** Histogram values grouped by series (all labels but `le`): buckets, `_sum`, `_count`. */
+function histograms(
+  data: MetricData,
+  defaults: Readonly<Labels>,
+  options: ProtobufRenderOptions,
+): MetricMessage[] {
+  const series = groupSeries(
+    data.values,
+    'le',
+    defaults,
+    (labels): HistogramSeries => ({
+      labels,
+      buckets: [],
+      sum: 0,
+      count: 0,
+    }),
+  )
+  const suffixAt = data.name.length
+  for (const [one, value] of series.members) {
+    const suffix = value.metricName?.slice(suffixAt)
+    if (suffix === '_sum') one.sum = value.value
+    else if (suffix === '_count') one.count = value.value
+    else {
+      const le = value.labels.le
+      const bucket: HistogramSeries['buckets'][number] = {
+        upper_bound: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le),
+        cumulative: value.value,
+      }
+      const exemplar = exemplarOf(value)
+      if (exemplar !== undefined) bucket.exemplar = exemplar
+      one.buckets.push(bucket)
+    }
+  }
+  return series.all.map((one) => {
+    const histogram: Record<string, unknown> = {
+      ...countField('sample_count', one.count),
+      sample_sum: one.sum,
+      bucket: bucketMessages(one.buckets),
+    }
+    const native = options.nativeFor?.(data.name, textLabels(one.labels))
+    // One count serves both kinds of buckets, and Prometheus refuses a native sample whose
+    // buckets disagree with it: a native histogram that does not hold exactly the classic
+    // series' observations (a handover carried one and not the other) is left out.
+    if (native !== undefined && (native.count === undefined || native.count === one.count)) {
+      Object.assign(histogram, nativeFields(native))
+    }
+    return { label: labelPairs(one.labels), histogram }
+  })
+}
+
+/**
+ * Buckets in increasing order of upper bound. The +Inf bucket is left out unless it holds an
+ * exemplar, as client_golang does: its count is the sample count, which Prometheus uses.
+ */
+function bucketMessages(buckets: HistogramSeries['buckets']): object[] {
+  const ordered = buckets.every((b, i) => i === 0 || buckets[i - 1].upper_bound <= b.upper_bound)
+    ? buckets
+    : [...buckets].sort((a, b) => a.upper_bound - b.upper_bound)
+  const messages: object[] = []
+  for (const bucket of ordered) {
+    if (bucket.upper_bound === Number.POSITIVE_INFINITY && bucket.exemplar === undefined) continue
+    messages.push({
+      ...countField('cumulative_count', bucket.cumulative),
+      upper_bound: bucket.upper_bound,
+      ...(bucket.exemplar === undefined ? {} : { exemplar: bucket.exemplar }),
+    })
+  }
+  return messages
+}
+
+/**
+ * A count as the integer field, or as its `_float` twin when it is not a whole number that a
+ * uint64 holds exactly (a float count "overrides" the integer one when above zero).
+ */
+function countField(name: 'sample_count' | 'cumulative_count', count: number) {
+  return Number.isSafeInteger(count) && count >= 0
+    ? { [name]: count }
+    : { [`${name}_float`]: count }
+}
+
+function nativeFields(native: NativeHistogramFields): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    schema: native.schema,
+    zero_threshold: native.zeroThreshold,
+    zero_count: native.zeroCount,
+    negative_span: native.negativeSpans,
+    negative_delta: native.negativeDeltas,
+    positive_span: native.positiveSpans,
+    positive_delta: native.positiveDeltas,
+  }
+  // metrics.proto: a native histogram with no observations yet and a zero threshold of 0 has a
+  // no-op span, or it could not be told from a classic one.
+  if (
+    native.zeroThreshold === 0 &&
+    native.zeroCount === 0 &&
+    native.positiveSpans.length === 0 &&
+    native.negativeSpans.length === 0
+  ) {
+    fields.positive_span = [{ offset: 0, length: 0 }]
+  }
+  if (native.exemplars !== undefined && native.exemplars.length > 0) {
+    fields.exemplars = native.exemplars.map((exemplar) => ({
+      label: labelPairs(exemplar.labels),
+      value: exemplar.value,
+      timestamp: timestampOfMs(exemplar.timestampMs),
+    }))
+  }
+  return fields
+}
+
+interface SummarySeries {
+  labels: Labels
+  quantiles: Array<{ quantile: number; value: number }>
+  sum: number
+  count: number
+}
+
+/** Summary values grouped by series (all labels but `quantile`): quantiles, `_sum`, `_count`. */
+function summaries(data: MetricData, defaults: Readonly<Labels>): MetricMessage[] {
+  const series = groupSeries(
+    data.values,
+    'quantile',
+    defaults,
+    (labels): SummarySeries => ({
+      labels,
+      quantiles: [],
+      sum: 0,
+      count: 0,
+    }),
+  )
+  const suffixAt = data.name.length
+  for (const [one, value] of series.members) {
+    const suffix = value.metricName?.slice(suffixAt)
+    if (suffix === '_sum') one.sum = value.value
+    else if (suffix === '_count') one.count = value.value
+    else one.quantiles.push({ quantile: Number(value.labels.quantile), value: value.value })
+  }
+  return series.all.map((one) => ({
+    label: labelPairs(one.labels),
+    summary: {
+      ...countField('sample_count', one.count),
+      sample_sum: one.sum,
+      quantile: one.quantiles,
+    },
+  }))
+}
+
+/**
+ * Groups `values` into series by their labels without `magic` (`le`, `quantile`), the
+ * registry's default labels added: each value paired with its series, series in first-seen
+ * order. prom-client gives a histogram series' values one shared label object
+ * (`sharedLabels`), so its key is worked out once per series.
+ */
+function groupSeries<Series>(
+  values: readonly RenderedValue[],
+  magic: string,
+  defaults: Readonly<Labels>,
+  create: (labels: Labels) => Series,
+) {
+  const byKey = new Map<string, Series>()
+  const byShared = new Map<object, Series>()
+  const members: Array<[Series, RenderedValue]> = []
+  for (const value of values) {
+    const shared = value.sharedLabels
+    let one =
+      shared !== undefined && onlyMagic(value.labels, magic) ? byShared.get(shared) : undefined
+    if (one === undefined) {
+      const { [magic]: _magic, ...labels } = seriesLabelsOf(value)
+      const full = withDefaults(labels, defaults)
+      const key = seriesKey(full)
+      one = byKey.get(key)
+      if (one === undefined) {
+        one = create(full)
+        byKey.set(key, one)
+      }
+      if (shared !== undefined && onlyMagic(value.labels, magic)) byShared.set(shared, one)
+    }
+    members.push([one, value])
+  }
+  return { all: [...byKey.values()], members }
+}
+
+function onlyMagic(labels: Readonly<Labels>, magic: string): boolean {
+  for (const name in labels) if (name !== magic) return false
+  return true
+}
+
+/** A series' labels over the registry's defaults: the series' own win, as prom-client renders. */
+function withDefaults(labels: Readonly<Labels>, defaults: Readonly<Labels>): Labels {
+  for (const _ in defaults) return { ...defaults, ...labels }
+  return labels as Labels
+}
+
+function seriesKey(labels: Readonly<Labels>): string {
+  let key = ''
+  for (const name of Object.keys(labels).sort()) key += `\u0000${name}\u0001${String(labels[name])}`
+  return key
+}
+
+function textLabels(labels: Readonly<Labels>): Record<string, string> {
+  const text: Record<string, string> = {}
+  for (const [name, value] of Object.entries(labels)) text[name] = String(value)
+  return text
+}
+
+/** Label pairs sorted by name, as client_golang writes them; values as text renders them. */
+function labelPairs(labels: Readonly<Record<string, string | number>>): LabelPair[] {
+  return Object.keys(labels)
+    .sort()
+    .map((name) => ({ name, value: String(labels[name]) }))
+}
+
+/** prom-client's exemplar on a value (`{ labelSet, value, timestamp }`, seconds), if any. */
+function exemplarOf(value: RenderedValue): ExemplarMessage | undefined {
+  const exemplar = value.exemplar as
+    | { labelSet?: Record<string, string | number>; value?: unknown; timestamp?: unknown }
+    | null
+    | undefined
+  if (exemplar === null || exemplar === undefined || typeof exemplar.value !== 'number') {
+    return undefined
+  }
+  const message: ExemplarMessage = {
+    label: labelPairs(exemplar.labelSet ?? {}),
+    value: exemplar.value,
+  }
+  if (typeof exemplar.timestamp === 'number') {
+    message.timestamp = timestampOfMs(Math.round(exemplar.timestamp * 1000))
+  }
+  return message
+}
+
+/** google.protobuf.Timestamp of a time in milliseconds since the epoch. */
+function timestampOfMs(ms: number) {
+  const seconds = Math.floor(ms / 1000)
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) }
+}
