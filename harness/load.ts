@@ -2,6 +2,7 @@
 // tally of what failed: autocannon (fixed rate over a fixed set of connections), or Node's own
 // keep-alive agent (a client that honours `Connection: close`).
 import { Agent, request } from 'node:http'
+import type { Socket } from 'node:net'
 import autocannon from 'autocannon'
 
 export interface LoadOptions {
@@ -35,6 +36,20 @@ export interface LoadTally {
 export interface RunningLoad {
   done: Promise<LoadTally>
   stop(): void
+}
+
+/** One client connection of a keep-alive load. */
+export interface ClientConnection {
+  /** The client's port: with the server's port, it names the connection on both sides. */
+  localPort: number | undefined
+  /** Responses received on it. */
+  answered: number
+  open: boolean
+}
+
+export interface KeepAliveLoad extends RunningLoad {
+  /** Every connection the load has opened so far, in order. */
+  connections(): readonly ClientConnection[]
 }
 
 /** Steady load at a fixed rate for a bounded time, to 127.0.0.1 only. */
@@ -91,8 +106,10 @@ export function startLoad(options: LoadOptions): RunningLoad {
  * used in turn (fifo), one request every 1/rate s for a bounded time. Unlike autocannon, which
  * writes its next request the moment a response ends, this client honours `Connection: close`,
  * as browsers, proxies and Prometheus do, so it shows what such clients see during a reload.
+ * It records each connection it opens and the responses received on it: a connection is served
+ * by one process, so a test can tell which answers came from a process it killed.
  */
-export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
+export function startKeepAliveLoad(options: LoadOptions): KeepAliveLoad {
   const target = new URL(options.path ?? '/', options.url)
   if (target.hostname !== '127.0.0.1') throw new Error(`load only to 127.0.0.1, not ${target}`)
   const agent = new Agent({
@@ -109,16 +126,39 @@ export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
   let stopped = false
   const pending: Promise<void>[] = []
   const targets = (options.paths ?? [options.path ?? '/']).map((path) => new URL(path, options.url))
+  const connections: ClientConnection[] = []
+  const bySocket = new WeakMap<Socket, ClientConnection>()
+  const connectionOf = (socket: Socket) => {
+    let connection = bySocket.get(socket)
+    if (connection === undefined) {
+      const created = { localPort: socket.localPort, answered: 0, open: true }
+      connection = created
+      bySocket.set(socket, created)
+      connections.push(created)
+      socket.once('connect', () => {
+        created.localPort = socket.localPort
+      })
+      socket.once('close', () => {
+        created.open = false
+      })
+    }
+    return connection
+  }
   const one = (n: number) =>
     new Promise<void>((resolve) => {
       const url = targets[n % targets.length]
+      let connection: ClientConnection | undefined
       const req = request(url, { agent, timeout: 10_000 }, (res) => {
         res.resume()
         res.on('end', () => {
           const status = res.statusCode ?? 0
           statuses.set(status, (statuses.get(status) ?? 0) + 1)
+          if (connection !== undefined) connection.answered++
           resolve()
         })
+      })
+      req.on('socket', (socket) => {
+        connection = connectionOf(socket)
       })
       req.on('timeout', () => {
         timeouts++
@@ -170,6 +210,7 @@ export function startKeepAliveLoad(options: LoadOptions): RunningLoad {
     stop: () => {
       stopped = true
     },
+    connections: () => connections,
   }
 }
 

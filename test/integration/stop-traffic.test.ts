@@ -5,38 +5,24 @@
 // non-zero code, no client meets a reset, and after the scale exactly PM2's live workers are
 // expected.
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { gaugeValue, scrape } from '../../harness/exposition'
-import { describeTally, type LoadTally, startKeepAliveLoad } from '../../harness/load'
+import { describeTally } from '../../harness/load'
 import { sleep } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
+import { type PrometheusServer, startPrometheus } from '../../harness/prometheus'
 import {
-  type PrometheusServer,
-  startPrometheus,
-  scrapesPass as waitForScrapes,
-} from '../../harness/prometheus'
+  abnormalExits,
+  type TrafficPhases,
+  trafficPhases,
+  workerErrors,
+} from '../../harness/traffic-phases'
 
 const SCRAPE_INTERVAL_SECONDS = 1
-/** One request in six is slow, up to 2.5 s: some are in flight whenever a stop begins. */
-const TRAFFIC = [
-  '/items/1',
-  '/items/99', // 404 from the handler
-  '/no-such-route', // 404 from the router
-  '/items/abc', // 400 from the schema
-  '/',
-  '/slow?ms=2500',
-  '/items/2',
-  '/slow?ms=600',
-  '/items/abc',
-  '/no-such-route',
-  '/',
-  '/slow?ms=1200',
-]
 
 let app: Pm2App
 let prometheus: PrometheusServer
+let traffic: TrafficPhases
 
 before(async () => {
   app = await startPm2App({ instances: 5, env: { METRICS_GATHER_TIMEOUT_MS: '5000' } })
@@ -49,125 +35,22 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:${app.port}']
 `)
+  traffic = trafficPhases({
+    app,
+    prometheus,
+    job: 'webapp',
+    intervalSeconds: SCRAPE_INTERVAL_SECONDS,
+  })
 })
 after(async () => {
   await prometheus?.stop()
   await app?.stop()
 })
 
-/** Waits until Prometheus has scraped the app `count` more times; returns the newest scrape's time. */
-function scrapesPass(count: number): Promise<number> {
-  return waitForScrapes(prometheus, 'webapp', SCRAPE_INTERVAL_SECONDS, count)
-}
-
-/** Runs `operation` under the traffic mix; returns what the clients saw. */
-async function underTraffic(operation: () => Promise<void>): Promise<LoadTally> {
-  const load = startKeepAliveLoad({
-    url: app.baseUrl,
-    paths: TRAFFIC,
-    rate: 60,
-    durationSeconds: 120, // bound only: stopped once the operation is done
-    connections: 12,
-  })
-  await sleep(2000)
-  await operation()
-  await sleep(2000)
-  load.stop()
-  return load.done
-}
-
-/** Worker exits PM2 logged with a code other than 0 since the app started. */
-function abnormalExits(): string[] {
-  const log = readFileSync(join(app.home, 'pm2.log'), 'utf8')
-  return log.split('\n').filter((line) => /exited with code \[(?!0\])\d+\]/.test(line))
-}
-
-/** The workers' own error lines, to explain an abnormal exit. */
-function workerErrors(): string {
-  const logs = join(app.home, 'logs')
-  return readdirSync(logs)
-    .filter((name) => name.endsWith('.log'))
-    .map((name) => readFileSync(join(logs, name), 'utf8'))
-    .join('\n')
-    .slice(-4000)
-}
-
-/**
- * Requests counted in Prometheus between two scrapes: the sum of every request series' raw
- * deltas, as increase() adds them (a drop counts the whole new value), from each series' value
- * at the first scrape (0 for a series that appears later).
- */
-async function countedBetween(
-  from: number,
-  to: number,
-): Promise<{ deltas: number; drops: string[] }> {
-  const ms = Math.round((to - from + 0.5) * 1000)
-  const series = await prometheus.query(`http_requests_total{route!="/health"}[${ms}ms]`, to)
-  let deltas = 0
-  const drops: string[] = []
-  for (const s of series) {
-    const samples = (s.values ?? []).map(([at, raw]) => [Number(at), Number(raw)] as const)
-    let previous = 0
-    for (const [i, [at, v]] of samples.entries()) {
-      if (i === 0 && at <= from + 0.1) {
-        previous = v
-        continue
-      }
-      if (v < previous) drops.push(JSON.stringify(s.metric))
-      deltas += v >= previous ? v - previous : v
-      previous = v
-    }
-  }
-  return { deltas, drops }
-}
-
-function addTallies(a: LoadTally, b: LoadTally): LoadTally {
-  const statuses = new Map(a.statuses)
-  for (const [status, n] of b.statuses) statuses.set(status, (statuses.get(status) ?? 0) + n)
-  const errorCodes = new Map(a.errorCodes)
-  for (const [code, n] of b.errorCodes) errorCodes.set(code, (errorCodes.get(code) ?? 0) + n)
-  return {
-    sent: a.sent + b.sent,
-    statuses,
-    ok: a.ok + b.ok,
-    non2xx: a.non2xx + b.non2xx,
-    errors: a.errors + b.errors,
-    timeouts: a.timeouts + b.timeouts,
-    errorCodes,
-    unanswered: a.unanswered + b.unanswered,
-  }
-}
-
-interface Phase {
-  name: string
-  answered: number
-  counted: number
-  drops: string[]
-  tally: LoadTally
-}
-
-/** Runs one operation under traffic and reads back what Prometheus stored for it. */
-async function phase(
-  name: string,
-  operation: () => Promise<void>,
-  thenWithoutTraffic?: () => Promise<void>,
-): Promise<Phase> {
-  const from = await scrapesPass(1)
-  let tally = await underTraffic(operation)
-  if (thenWithoutTraffic !== undefined) {
-    await thenWithoutTraffic()
-    tally = addTallies(tally, await underTraffic(async () => {}))
-  }
-  // Two scrapes after the traffic: every process of every worker has been read since.
-  const to = await scrapesPass(2)
-  const { deltas, drops } = await countedBetween(from, to)
-  const answered = [...tally.statuses.values()].reduce((a, b) => a + b, 0)
-  return { name, answered, counted: deltas, drops, tally }
-}
-
 test('reload, restart, stop + start, reload --update-env and scale 8 → 3 under mixed keep-alive traffic lose and double nothing', {
   timeout: 600_000,
 }, async (t) => {
+  const { phase, scrapesPass } = traffic
   const reload = await phase('reload', async () => {
     await app.pm2('reload', app.name)
     await app.waitOnline(5)
@@ -205,7 +88,7 @@ test('reload, restart, stop + start, reload --update-env and scale 8 → 3 under
     )
   }
 
-  assert.deepEqual(abnormalExits(), [], workerErrors())
+  assert.deepEqual(abnormalExits(app), [], workerErrors(app))
   for (const p of phases) {
     assert.equal(p.tally.errors + p.tally.unanswered, 0, `${p.name}: ${describeTally(p.tally)}`)
     // The mix really reached the workers: every kind of answer came back.
