@@ -18,10 +18,8 @@ export { type RenderOptions, renderRegistry } from './exposition-render'
 export { mergeProtobuf, type ProtobufPart } from './protobuf/merge'
 export { PROTOBUF_CONTENT_TYPE } from './protobuf/metrics-schema'
 export {
-  type NativeBucketSpan,
-  type NativeExemplar,
+  type NativeFields,
   type NativeFor,
-  type NativeHistogramFields,
   type ProtobufRenderOptions,
   renderProtobuf,
 } from './protobuf/render'

@@ -13,7 +13,7 @@ import {
 } from '../../harness/protobuf'
 import { renderRegistry } from '../../src/cluster/exposition'
 import { PROTOBUF_CONTENT_TYPE } from '../../src/cluster/protobuf/metrics-schema'
-import { type NativeHistogramFields, renderProtobuf } from '../../src/cluster/protobuf/render'
+import { type NativeFields, renderProtobuf } from '../../src/cluster/protobuf/render'
 import { everyKindRegistry } from '../fixtures/every-kind-registry'
 
 test('every series, value and exemplar is what OpenMetrics renders for the same registry', async () => {
@@ -120,7 +120,7 @@ test('counts that are not whole numbers go in the _float fields', async () => {
 test('the native hook adds its fields to histogram series, with labels as exposed', async () => {
   const registry = everyKindRegistry()
   const asked: Array<[string, Record<string, string>]> = []
-  const native: NativeHistogramFields = {
+  const native: NativeFields = {
     schema: 3,
     zeroThreshold: 1e-128,
     zeroCount: 1,
@@ -187,7 +187,7 @@ test('the native hook adds its fields to histogram series, with labels as expose
 test('a native histogram with no observations and no zero bucket gets the no-op span', async () => {
   const registry = new Registry()
   new Histogram({ name: 'empty_seconds', help: 'Nothing yet.', registers: [registry] }).zero({})
-  const empty: NativeHistogramFields = {
+  const empty: NativeFields = {
     schema: 0,
     zeroThreshold: 0,
     zeroCount: 0,
@@ -196,7 +196,7 @@ test('a native histogram with no observations and no zero bucket gets the no-op 
     negativeSpans: [],
     negativeDeltas: [],
   }
-  const render = async (fields: NativeHistogramFields) =>
+  const render = async (fields: NativeFields) =>
     decodeFamilies(await renderProtobuf(registry, { nativeFor: () => fields }))[0].metric?.[0]
       .histogram
   const noop = await render(empty)

@@ -9,7 +9,7 @@ import { after, test } from 'node:test'
 import { Registry } from 'prom-client'
 import { decodeFamilies, protobufSamples, samplesByKey, textSamples } from '../../harness/protobuf'
 import { ClusterView } from '../../src/cluster/cluster-view'
-import { type NativeHistogramFields, renderRegistry } from '../../src/cluster/exposition'
+import { type NativeFields, renderRegistry } from '../../src/cluster/exposition'
 import { createSocketPaths } from '../../src/cluster/socket-paths'
 import { everyKindRegistry } from '../fixtures/every-kind-registry'
 import { ProtobufDecoder } from './protobuf-decoder'
@@ -76,7 +76,7 @@ test('a merged cluster-view answer: every worker’s series, as the OpenMetrics 
 
 test('native-histogram fields decode as set: zigzag offsets and deltas, exemplars, no-op span', async () => {
   const registry = everyKindRegistry()
-  const native: NativeHistogramFields = {
+  const native: NativeFields = {
     schema: -2,
     zeroThreshold: 2 ** -128,
     zeroCount: 3,
@@ -89,7 +89,7 @@ test('native-histogram fields decode as set: zigzag offsets and deltas, exemplar
     negativeDeltas: [-7],
     exemplars: [{ labels: { trace_id: 'n' }, value: -1.5, timestampMs: 1_700_000_000_123 }],
   }
-  const empty: NativeHistogramFields = {
+  const empty: NativeFields = {
     schema: 8,
     zeroThreshold: 0,
     zeroCount: 0,

@@ -3,6 +3,7 @@
 // reads (renderedData), so carried and live series appear exactly as in the text formats.
 import type { Registry, RegistryContentType } from 'prom-client'
 import { Writer } from 'protobufjs/light'
+import type { NativeHistogramFields } from '../../lib/native-histogram'
 import {
   asRenderable,
   defaultLabelsOf,
@@ -14,37 +15,12 @@ import {
 } from '../../lib/prom-client-internals'
 import { METRIC_TYPE, MetricFamilyType } from './metrics-schema'
 
-/** A run of consecutive native-histogram buckets (`BucketSpan`). */
-export interface NativeBucketSpan {
-  /** Gap to the previous span, or the first bucket's index for the first span. */
-  offset: number
-  length: number
-}
-
-/** A native histogram's exemplar; Prometheus keeps only those with a timestamp. */
-export interface NativeExemplar {
-  labels: Record<string, string>
-  value: number
-  timestampMs: number
-}
-
 /**
- * The native-histogram fields of one histogram series, integer counts (`Histogram` fields 5 to
- * 16 of metrics.proto): buckets as spans and deltas, each delta the count's change from the
- * previous bucket (from zero for the first).
+ * A native histogram's fields as the protobuf Histogram carries them (`src/lib/native-histogram`),
+ * with the observations its buckets hold: if given, the fields are sent only when that is the
+ * classic series' count.
  */
-export interface NativeHistogramFields {
-  schema: number
-  zeroThreshold: number
-  zeroCount: number
-  positiveSpans: NativeBucketSpan[]
-  positiveDeltas: number[]
-  negativeSpans: NativeBucketSpan[]
-  negativeDeltas: number[]
-  exemplars?: NativeExemplar[]
-  /** Observations the buckets hold: if given, the fields are sent only when it is the series'. */
-  count?: number
-}
+export type NativeFields = NativeHistogramFields & { count?: number }
 
 /**
  * Native-histogram fields for a histogram series, or `undefined` for a classic one alone.
@@ -54,7 +30,7 @@ export interface NativeHistogramFields {
 export type NativeFor = (
   metricName: string,
   labels: Record<string, string>,
-) => NativeHistogramFields | undefined
+) => NativeFields | undefined
 
 export interface ProtobufRenderOptions {
   /** Adds native-histogram fields to histogram series; classic buckets are kept as well. */
@@ -231,7 +207,7 @@ function countField(name: 'sample_count' | 'cumulative_count', count: number) {
     : { [`${name}_float`]: count }
 }
 
-function nativeFields(native: NativeHistogramFields): Record<string, unknown> {
+function nativeFields(native: NativeFields): Record<string, unknown> {
   const fields: Record<string, unknown> = {
     schema: native.schema,
     zero_threshold: native.zeroThreshold,
