@@ -7,17 +7,22 @@ ARG NODE_IMAGE=node:24.21.0-trixie-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# The service and the plugin package it uses by name (an npm workspace).
 COPY package.json package-lock.json ./
+COPY packages/plugin/package.json ./packages/plugin/
 # No install scripts: the image has its own Node 24, so the `node` dev dependency's download
 # (its preinstall) is not needed, and `prepare` would build before the sources are copied.
 RUN npm ci --no-fund --no-audit --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY packages/plugin/tsconfig.build.json ./packages/plugin/
+COPY packages/plugin/src ./packages/plugin/src
 COPY src ./src
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/plugin/package.json ./packages/plugin/
 RUN npm ci --omit=dev --ignore-scripts --no-fund --no-audit && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
@@ -29,7 +34,9 @@ WORKDIR /app
 # Owned by root and read-only to the service: it writes only to PM2_HOME and /tmp (sockets).
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages/plugin/dist ./packages/plugin/dist
 COPY package.json ecosystem.config.js ./
+COPY packages/plugin/package.json ./packages/plugin/
 COPY scripts/container-start.sh ./scripts/
 USER node
 EXPOSE 5000

@@ -40,9 +40,19 @@ if (require('node:fs').existsSync(built('config.js'))) {
 // limited to fewer: count the CPUs the cgroup quota allows instead (the workers do the same).
 function instancesFor(value) {
   if (value !== 'max' && value > 0) return value
-  if (!require('node:fs').existsSync(built('lib/cpu-quota.js'))) return value
-  const cpus = require(built('lib/cpu-quota.js')).usableCpus()
+  const cpus = builtLibrary()?.usableCpus()
+  if (cpus === undefined) return value
   return value === 'max' || value === 0 ? cpus : Math.max(1, cpus + value)
+}
+
+// The plugin package, once built (npm start builds it first).
+function builtLibrary() {
+  try {
+    return require('fastify-pm2-cluster-metrics')
+  } catch (err) {
+    if (err.code === 'MODULE_NOT_FOUND') return undefined
+    throw err
+  }
 }
 
 // Under pm2-runtime (the container's command, `npm run start:foreground`) every line already goes

@@ -3,8 +3,16 @@
 // routes, the cluster view's collector under PM2, and /metrics on its own port when asked.
 // Tests build it and use inject; only server.ts listens.
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
+import metricsPlugin, {
+  countFrameworkErrors,
+  createSocketPaths,
+  createWorkerRegistry,
+  metricsRoute,
+  resolveWorkerIdentity,
+  socketDirFor,
+  type WorkerIdentity,
+} from 'fastify-pm2-cluster-metrics'
 import type { Registry } from 'prom-client'
-import { createSocketPaths, socketDirFor } from './cluster/socket-paths'
 import {
   type Config,
   ConfigError,
@@ -13,9 +21,6 @@ import {
   resolveMetricsToken,
 } from './config'
 import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
-import { resolveWorkerIdentity, type WorkerIdentity } from './lib/worker-identity'
-import metricsPlugin, { countFrameworkErrors, metricsRoute } from './plugins/metrics'
-import { createWorkerRegistry } from './plugins/metrics/http-metrics'
 import demoRoutes from './routes/demo'
 
 export interface BuildOptions {

@@ -2,15 +2,17 @@
 // A bad value stops the process with a message naming the variable (env-schema + Ajv).
 import { readFileSync } from 'node:fs'
 import envSchema from 'env-schema'
-import { WORKER_ID_PATTERN } from './cluster/socket-paths'
 import {
+  bucketProblem,
+  ConfigError,
+  DEFAULT_BUCKETS,
   DEFAULT_MAX_BUCKETS,
   DEFAULT_SCHEMA,
   MAX_SCHEMA,
   MIN_SCHEMA,
   type NativeHistogramOptions,
-} from './lib/native-histogram'
-import { bucketProblem, DEFAULT_BUCKETS } from './plugins/metrics/http-metrics'
+  WORKER_ID_PATTERN,
+} from 'fastify-pm2-cluster-metrics'
 
 // The shutdown budget on SIGINT/SIGTERM, which must add up: requests are taken for at most
 // DRAIN_ACCEPT_MS, each ends within SLOW_MAX_MS, then the hard stop leaves SHUTDOWN_RESERVE_MS
@@ -110,9 +112,7 @@ export const configSchema = {
   },
 } as const
 
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-}
+export { ConfigError }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let config: Config

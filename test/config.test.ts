@@ -6,13 +6,16 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import {
+  resolveWorkerIdentity,
+  STANDALONE_WORKER_ID,
+} from '../packages/plugin/src/lib/worker-identity'
+import {
   ConfigError,
   loadConfig,
   nativeHistogramsOf,
   parseBuckets,
   resolveMetricsToken,
 } from '../src/config'
-import { resolveWorkerIdentity, STANDALONE_WORKER_ID } from '../src/lib/worker-identity'
 
 test('defaults', () => {
   const config = loadConfig({})

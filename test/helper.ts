@@ -2,9 +2,9 @@
 // (validated as at start), a worker outside PM2 unless told otherwise, no logs, closed after
 // the test.
 import type { FastifyInstance } from 'fastify'
+import type { WorkerIdentity } from '../packages/plugin/src/lib/worker-identity'
 import { type BuildOptions, buildApp } from '../src/app'
 import { loadConfig } from '../src/config'
-import type { WorkerIdentity } from '../src/lib/worker-identity'
 
 export const STANDALONE: WorkerIdentity = {
   workerId: '0',

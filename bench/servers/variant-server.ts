@@ -4,8 +4,8 @@
 // CPU time when asked, so the measurement never travels through the HTTP server it measures.
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Counter, Histogram, Registry } from 'prom-client'
-import metricsPlugin from '../../src/plugins/metrics'
-import { DEFAULT_BUCKETS } from '../../src/plugins/metrics/http-metrics'
+import metricsPlugin from '../../packages/plugin/src/plugin'
+import { DEFAULT_BUCKETS } from '../../packages/plugin/src/plugin/http-metrics'
 import demoRoutes from '../../src/routes/demo'
 import {
   isServerVariant,

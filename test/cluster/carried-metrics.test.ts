@@ -3,8 +3,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { type CarriedFamily, CarriedMetrics } from '../../src/cluster/carried-metrics'
-import { renderRegistry } from '../../src/cluster/exposition'
+import {
+  type CarriedFamily,
+  CarriedMetrics,
+} from '../../packages/plugin/src/cluster/carried-metrics'
+import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
 
 const NAMES = ['requests_total', 'duration_seconds']
 

@@ -29,10 +29,13 @@ import {
   samplesByKey,
   textSamples,
 } from '../../harness/protobuf'
-import { ClusterView, type GatherResult } from '../../src/cluster/cluster-view'
-import { MAX_HANDOVER_AGE_MS, writeHandover } from '../../src/cluster/handover'
-import { createSocketPaths, socketDirFor } from '../../src/cluster/socket-paths'
-import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
+import { ClusterView, type GatherResult } from '../../packages/plugin/src/cluster/cluster-view'
+import { MAX_HANDOVER_AGE_MS, writeHandover } from '../../packages/plugin/src/cluster/handover'
+import { createSocketPaths, socketDirFor } from '../../packages/plugin/src/cluster/socket-paths'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+} from '../../packages/plugin/src/plugin/http-metrics'
 
 const base = mkdtempSync(join(tmpdir(), 'cluster-view-'))
 after(() => rmSync(base, { recursive: true, force: true }))

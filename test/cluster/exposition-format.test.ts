@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { PROMETHEUS_ACCEPT, type PrometheusAcceptName } from '../../harness/prometheus-accept'
-import { CONTENT_TYPES, type ExpositionFormat, negotiate } from '../../src/cluster/exposition'
+import {
+  CONTENT_TYPES,
+  type ExpositionFormat,
+  negotiate,
+} from '../../packages/plugin/src/cluster/exposition'
 
 const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'
 const TEXT_100 = 'text/plain; version=1.0.0; charset=utf-8'

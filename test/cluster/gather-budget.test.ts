@@ -1,7 +1,7 @@
 // The gather deadline follows Prometheus' own scrape timeout when that is the tighter one.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { gatherBudgetMs } from '../../src/cluster/cluster-view'
+import { gatherBudgetMs } from '../../packages/plugin/src/cluster/cluster-view'
 
 test('without the header the configured timeout applies', () => {
   assert.equal(gatherBudgetMs(1000), 1000)

@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { CarriedMetrics } from '../../src/cluster/carried-metrics'
+import { CarriedMetrics } from '../../packages/plugin/src/cluster/carried-metrics'
 import {
   handoverAge,
   MAX_HANDOVER_AGE_MS,
@@ -27,8 +27,11 @@ import {
   readHandoverFile,
   takeHandover,
   writeHandover,
-} from '../../src/cluster/handover'
-import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
+} from '../../packages/plugin/src/cluster/handover'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+} from '../../packages/plugin/src/plugin/http-metrics'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-'))
 after(() => rmSync(dir, { recursive: true, force: true }))

@@ -9,10 +9,13 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { waitFor } from '../../harness/net'
 import { decodeFamilies } from '../../harness/protobuf'
-import { ClusterView } from '../../src/cluster/cluster-view'
-import { createSocketPaths } from '../../src/cluster/socket-paths'
-import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
-import { nativeCarry } from '../../src/plugins/metrics/native-histograms'
+import { ClusterView } from '../../packages/plugin/src/cluster/cluster-view'
+import { createSocketPaths } from '../../packages/plugin/src/cluster/socket-paths'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+} from '../../packages/plugin/src/plugin/http-metrics'
+import { nativeCarry } from '../../packages/plugin/src/plugin/native-histograms'
 
 const base = mkdtempSync(join(tmpdir(), 'native-carry-'))
 after(() => rmSync(base, { recursive: true, force: true }))

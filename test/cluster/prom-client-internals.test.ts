@@ -1,4 +1,4 @@
-// One test per assumption src/lib/prom-client-internals.ts makes about prom-client's
+// One test per assumption packages/plugin/src/lib/prom-client-internals.ts makes about prom-client's
 // undocumented internals: a prom-client update that breaks one fails here, by name, before
 // anything built on it misbehaves.
 import assert from 'node:assert/strict'
@@ -14,9 +14,9 @@ import {
   renderedData,
   seriesLabelsOf,
   upperBoundsOf,
-} from '../../src/lib/prom-client-internals'
+} from '../../packages/plugin/src/lib/prom-client-internals'
 
-const SEE = 'see src/lib/prom-client-internals.ts'
+const SEE = 'see packages/plugin/src/lib/prom-client-internals.ts'
 
 function counter(registry = new Registry()) {
   return new Counter({

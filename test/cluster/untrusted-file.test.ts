@@ -15,7 +15,11 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { moveAside, readOpenedRegularFile, readRegularFile } from '../../src/cluster/untrusted-file'
+import {
+  moveAside,
+  readOpenedRegularFile,
+  readRegularFile,
+} from '../../packages/plugin/src/cluster/untrusted-file'
 
 const root = mkdtempSync(join(tmpdir(), 'untrusted-file-'))
 after(() => rmSync(root, { recursive: true, force: true }))

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test'
 import { gaugeValue, parseExposition, scrape } from '../../harness/exposition'
 import { httpGet, waitFor } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
-import { socketDirFor } from '../../src/cluster/socket-paths'
+import { socketDirFor } from '../../packages/plugin/src/cluster/socket-paths'
 
 let app: Pm2App
 before(async () => {

@@ -20,7 +20,7 @@ import {
   NativeHistogram,
   type NativeHistogramOptions,
   toSpans,
-} from '../../src/lib/native-histogram'
+} from '../../packages/plugin/src/lib/native-histogram'
 
 // --- The oracle ------------------------------------------------------------------------------
 

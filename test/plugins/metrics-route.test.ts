@@ -10,7 +10,7 @@ import {
   PROMETHEUS_ACCEPT as SENT,
 } from '../../harness/prometheus-accept'
 import { decodeFamilies } from '../../harness/protobuf'
-import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
+import metricsPlugin, { type MetricsPluginOptions } from '../../packages/plugin/src/plugin'
 
 const PROMETHEUS_ACCEPT = SENT['prometheus-2.42']
 const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client'
 import metricsPlugin, {
   type MetricsPluginOptions,
   UNMATCHED_ROUTE,
-} from '../../src/plugins/metrics'
+} from '../../packages/plugin/src/plugin'
 
 async function build(
   t: { after: (fn: () => unknown) => void },

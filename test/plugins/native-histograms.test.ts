@@ -5,10 +5,13 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import { Histogram, Registry } from 'prom-client'
-import { fromSpans, type NativeHistogramSnapshot } from '../../src/lib/native-histogram'
-import metricsPlugin, { type MetricsPluginOptions } from '../../src/plugins/metrics'
-import { REQUEST_DURATION } from '../../src/plugins/metrics/http-metrics'
-import { NativeBackedHistogram } from '../../src/plugins/metrics/native-histograms'
+import {
+  fromSpans,
+  type NativeHistogramSnapshot,
+} from '../../packages/plugin/src/lib/native-histogram'
+import metricsPlugin, { type MetricsPluginOptions } from '../../packages/plugin/src/plugin'
+import { REQUEST_DURATION } from '../../packages/plugin/src/plugin/http-metrics'
+import { NativeBackedHistogram } from '../../packages/plugin/src/plugin/native-histograms'
 import { build as buildService } from '../helper'
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Registry } from 'prom-client'
-import { renderRegistry } from '../../src/cluster/exposition'
-import { createHttpMetrics } from '../../src/plugins/metrics/http-metrics'
-import { RequestSeries } from '../../src/plugins/metrics/request-series'
+import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
+import { createHttpMetrics } from '../../packages/plugin/src/plugin/http-metrics'
+import { RequestSeries } from '../../packages/plugin/src/plugin/request-series'
 
 const BUCKETS = [0.005, 0.01, 0.1, 1]
 const LABELS = { method: 'GET', route: '/a', status_code: '200', worker_id: '4' }

@@ -3,7 +3,7 @@
 // themselves, checked by the official OpenMetrics parser, are test/tools/exemplars.test.ts.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { traceIdOf } from '../../src/plugins/metrics/traceparent'
+import { traceIdOf } from '../../packages/plugin/src/plugin/traceparent'
 
 // The example of the W3C Trace Context specification.
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'

@@ -18,7 +18,7 @@ import metricsPlugin, {
   countFrameworkErrors,
   OTHER_METHOD,
   UNMATCHED_ROUTE,
-} from '../../src/plugins/metrics'
+} from '../../packages/plugin/src/plugin'
 
 /** The router rejects a parameter longer than this (Fastify's default). */
 const MAX_PARAM_LENGTH = 100

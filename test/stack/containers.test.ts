@@ -144,32 +144,36 @@ test('the Dockerfile is multi-stage on a pinned Node image and runs pm2-runtime 
   )
 })
 
-test('the runtime needs only production dependencies', () => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-    dependencies: Record<string, string>
-  }
+test('the runtime needs only production dependencies, the service and the plugin package each its own', () => {
   const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)])
-  const files = [join(ROOT, 'ecosystem.config.js')]
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
+  const jsFiles = (dir: string): string[] =>
+    readdirSync(dir).flatMap((name) => {
       const path = join(dir, name)
-      if (statSync(path).isDirectory()) walk(path)
-      else if (name.endsWith('.js')) files.push(path)
+      if (statSync(path).isDirectory()) return jsFiles(path)
+      return /\.m?js$/.test(name) ? [path] : []
+    })
+  const plugin = join(ROOT, 'packages', 'plugin')
+  for (const [packageDir, files] of [
+    [ROOT, [join(ROOT, 'ecosystem.config.js'), ...jsFiles(join(ROOT, 'dist'))]],
+    [plugin, jsFiles(join(plugin, 'dist'))],
+  ] as const) {
+    const pkg = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>
+      peerDependencies?: Record<string, string>
     }
-  }
-  walk(join(ROOT, 'dist'))
-  assert.ok(files.length > 5, 'build first: dist/ is empty')
-  for (const file of files) {
-    for (const match of readFileSync(file, 'utf8').matchAll(
-      /require\("([^"]+)"\)|require\('([^']+)'\)/g,
-    )) {
-      const spec = match[1] ?? match[2]
-      if (spec.startsWith('.') || builtins.has(spec)) continue
-      const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]
-      assert.ok(
-        name in pkg.dependencies,
-        `${relative(ROOT, file)} requires ${name}, not a dependency`,
-      )
+    const allowed = { ...pkg.dependencies, ...pkg.peerDependencies }
+    assert.ok(files.length > 5, `build first: ${relative(ROOT, packageDir) || '.'}/dist is empty`)
+    for (const file of files) {
+      for (const match of readFileSync(file, 'utf8').matchAll(
+        /require\("([^"]+)"\)|require\('([^']+)'\)|from '([^']+)'/g,
+      )) {
+        const spec = match[1] ?? match[2] ?? match[3]
+        if (spec.startsWith('.') || builtins.has(spec)) continue
+        const name = spec.startsWith('@')
+          ? spec.split('/').slice(0, 2).join('/')
+          : spec.split('/')[0]
+        assert.ok(name in allowed, `${relative(ROOT, file)} requires ${name}, not a dependency`)
+      }
     }
   }
 })

@@ -7,7 +7,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { ROOT } from '../../harness/stack'
-import { cgroupCpuLimit, usableCpus } from '../../src/lib/cpu-quota'
+import { cgroupCpuLimit, usableCpus } from '../../packages/plugin/src/lib/cpu-quota'
 
 test('cpu.max is read as whole CPUs, rounded up, and "max" or -1 as no limit', () => {
   assert.equal(cgroupCpuLimit('100000 100000\n'), 1)

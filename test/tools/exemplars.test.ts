@@ -13,7 +13,7 @@ import { Registry } from 'prom-client'
 import metricsPlugin, {
   countFrameworkErrors,
   type MetricsPluginOptions,
-} from '../../src/plugins/metrics'
+} from '../../packages/plugin/src/plugin'
 import { ExpositionParser } from './exposition-parser'
 
 // What Prometheus 2.42 sends (scrape_config defaults).

@@ -4,7 +4,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import type { TextFormat } from '../../src/cluster/exposition'
+import type { TextFormat } from '../../packages/plugin/src/cluster/exposition'
 
 export interface ParsedFamily {
   name: string

@@ -8,8 +8,15 @@ import { spawn } from 'node:child_process'
 import { after, test } from 'node:test'
 import { Gauge, Registry } from 'prom-client'
 import { PROMTOOL_BIN } from '../../harness/stack'
-import { mergeExpositions, renderRegistry, type TextFormat } from '../../src/cluster/exposition'
-import { createHttpMetrics, createWorkerRegistry } from '../../src/plugins/metrics/http-metrics'
+import {
+  mergeExpositions,
+  renderRegistry,
+  type TextFormat,
+} from '../../packages/plugin/src/cluster/exposition'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+} from '../../packages/plugin/src/plugin/http-metrics'
 import { ExpositionParser } from './exposition-parser'
 
 const WORKERS = 5

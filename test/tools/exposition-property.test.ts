@@ -13,7 +13,7 @@ import {
   mergeProtobuf,
   renderRegistry,
   type TextFormat,
-} from '../../src/cluster/exposition'
+} from '../../packages/plugin/src/cluster/exposition'
 import { ExpositionParser, type ParsedFamily } from './exposition-parser'
 import { ProtobufDecoder, type PythonFamily } from './protobuf-decoder'
 

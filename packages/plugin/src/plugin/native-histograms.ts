@@ -4,16 +4,16 @@
 // always describe the same observations (their count and sum agree). Only the protobuf
 // exposition carries native histograms; the text formats never show them.
 import { Histogram, type HistogramConfiguration, type LabelValues } from 'prom-client'
-import type { NativeCarry, NativeSeries } from '../../cluster/native-carry'
-import type { NativeFor } from '../../cluster/protobuf/render'
+import type { NativeCarry, NativeSeries } from '../cluster/native-carry'
+import type { NativeFor } from '../cluster/protobuf/render'
 import {
   NativeHistogram,
   type NativeHistogramOptions,
   type NativeHistogramSnapshot,
   type NativeHistogramState,
   nativeOptionsProblem,
-} from '../../lib/native-histogram'
-import type { Labels } from '../../lib/prom-client-internals'
+} from '../lib/native-histogram'
+import type { Labels } from '../lib/prom-client-internals'
 import { RequestSeries } from './request-series'
 
 /** The plugin's option: `false` (the default) for none, or the histograms' settings. */

@@ -1,6 +1,9 @@
 // The public entry point: the metrics plugin, with the cluster view it turns on under PM2's
-// cluster mode, for use in your own Fastify app.
+// cluster mode, and the pieces a service needs to configure it the way the plugin checks it.
 
+export { createSocketPaths, socketDirFor, WORKER_ID_PATTERN } from './cluster/socket-paths'
+export { ConfigError } from './lib/config-error'
+export { usableCpus } from './lib/cpu-quota'
 export type {
   BucketSpan,
   NativeExemplar,
@@ -9,6 +12,18 @@ export type {
   NativeHistogramSnapshot,
   NativeHistogramState,
 } from './lib/native-histogram'
+export {
+  DEFAULT_MAX_BUCKETS,
+  DEFAULT_SCHEMA,
+  DEFAULT_ZERO_THRESHOLD,
+  MAX_SCHEMA,
+  MIN_SCHEMA,
+} from './lib/native-histogram'
+export {
+  resolveWorkerIdentity,
+  STANDALONE_WORKER_ID,
+  type WorkerIdentity,
+} from './lib/worker-identity'
 export {
   CLIENT_CLOSED_STATUS,
   type ClusterOptions,
@@ -24,10 +39,11 @@ export {
   OTHER_METHOD,
   type Scrape,
   UNMATCHED_ROUTE,
-} from './plugins/metrics'
+} from './plugin'
 export {
+  bucketProblem,
   createHttpMetrics,
   createWorkerRegistry,
   DEFAULT_BUCKETS,
   HTTP_LABEL_NAMES,
-} from './plugins/metrics/http-metrics'
+} from './plugin/http-metrics'

@@ -16,7 +16,7 @@ import {
 import { METRIC_TYPE, MetricFamilyType } from './metrics-schema'
 
 /**
- * A native histogram's fields as the protobuf Histogram carries them (`src/lib/native-histogram`),
+ * A native histogram's fields as the protobuf Histogram carries them (`packages/plugin/src/lib/native-histogram`),
  * with the observations its buckets hold: if given, the fields are sent only when that is the
  * classic series' count.
  */

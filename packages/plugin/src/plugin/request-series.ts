@@ -15,7 +15,7 @@ import {
   histogramEntries,
   type Labels,
   upperBoundsOf,
-} from '../../lib/prom-client-internals'
+} from '../lib/prom-client-internals'
 
 /** The key under which prom-client stores the series with these labels, once it exists. */
 function keyOf(entries: Record<string, { labels: Labels }> | undefined, labels: Labels) {

@@ -5,9 +5,9 @@
 import type { FastifyInstance, onRequestAbortHookHandler, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
-import { renderRegistry } from '../../cluster/exposition'
-import type { NativeHistogramSnapshot } from '../../lib/native-histogram'
-import { resolveWorkerIdentity } from '../../lib/worker-identity'
+import { renderRegistry } from '../cluster/exposition'
+import type { NativeHistogramSnapshot } from '../lib/native-histogram'
+import { resolveWorkerIdentity } from '../lib/worker-identity'
 import { type ClusterOptions, clusterCollector } from './cluster'
 import { setUnmatchedRecorder } from './framework-errors'
 import {
@@ -217,4 +217,4 @@ function validateBuckets(buckets: readonly number[]): readonly number[] {
   return buckets
 }
 
-export default fp(metricsPlugin, { fastify: '5.x', name: 'http-metrics' })
+export default fp(metricsPlugin, { fastify: '5.x', name: 'fastify-pm2-cluster-metrics' })

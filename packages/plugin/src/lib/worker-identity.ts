@@ -1,4 +1,4 @@
-import { ConfigError } from '../config'
+import { ConfigError } from './config-error'
 import { usableCpus } from './cpu-quota'
 
 // Who this process is inside a PM2 app: its worker id, its app name, how many siblings it has.

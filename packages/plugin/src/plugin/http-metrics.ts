@@ -7,7 +7,7 @@ import {
   type HistogramConfiguration,
   Registry,
 } from 'prom-client'
-import type { NativeHistogramOptions } from '../../lib/native-histogram'
+import type { NativeHistogramOptions } from '../lib/native-histogram'
 import { NativeBackedHistogram, type NativeHistogramStore } from './native-histograms'
 
 export const HTTP_LABEL_NAMES = ['method', 'route', 'status_code', 'worker_id'] as const
