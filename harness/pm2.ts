@@ -42,6 +42,9 @@ export interface StartOptions {
   ecosystem?: string
   /** Longest wait for the workers to come online. */
   onlineTimeoutMs?: number
+  /** Another app's own PM2 and folder (the project's by default). */
+  pm2Bin?: string
+  cwd?: string
 }
 
 export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
@@ -68,7 +71,11 @@ export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
   delete env.NODE_OPTIONS
 
   const pm2 = async (...args: string[]) => {
-    const { stdout } = await run(PM2_BIN, args, { cwd: ROOT, env, maxBuffer: 64 * 1024 * 1024 })
+    const { stdout } = await run(options.pm2Bin ?? PM2_BIN, args, {
+      cwd: options.cwd ?? ROOT,
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+    })
     return stdout
   }
   const list = async (): Promise<Pm2Process[]> => {

@@ -28,7 +28,12 @@ import { RouteRecorder, unmatchedMethodLabel } from './route-recorder'
 
 export type { ClusterOptions } from './cluster'
 export { countFrameworkErrors } from './framework-errors'
-export { type MetricsCollector, metricsRoute, type Scrape } from './metrics-route'
+export {
+  type MetricsCollector,
+  type MetricsRouteOptions,
+  metricsRoute,
+  type Scrape,
+} from './metrics-route'
 export type { NativeHistogramsOption } from './native-histograms'
 export { CLIENT_CLOSED_STATUS, COMMON_METHODS, OTHER_METHOD } from './route-recorder'
 
@@ -102,7 +107,7 @@ declare module 'fastify' {
   }
 }
 
-async function metricsPlugin(fastify: FastifyInstance, options: MetricsPluginOptions) {
+async function plugin(fastify: FastifyInstance, options: MetricsPluginOptions) {
   const identity = resolveWorkerIdentity()
   const workerId = options.workerId ?? identity.workerId
   const registry =
@@ -217,4 +222,7 @@ function validateBuckets(buckets: readonly number[]): readonly number[] {
   return buckets
 }
 
-export default fp(metricsPlugin, { fastify: '5.x', name: 'fastify-pm2-cluster-metrics' })
+// Exported by name as well: CommonJS and ES module users both see `metricsPlugin`, while Node's
+// detection of a CommonJS module's exports misses a default re-exported under another name.
+export const metricsPlugin = fp(plugin, { fastify: '5.x', name: 'fastify-pm2-cluster-metrics' })
+export default metricsPlugin
