@@ -118,3 +118,31 @@ test('a reload hands the native histogram over with the classic one: one count, 
     await zero.view.close()
   }
 })
+
+test('a worker that left for good is served with its native histogram until a successor takes it', async () => {
+  const zero = nativeView('0', 'scale-down')
+  const leaving = nativeView('1', 'scale-down')
+  await zero.view.start()
+  await leaving.view.start()
+  try {
+    leaving.observe(0.3, 0.31, 4)
+    await leaving.view.close() // pm2 scale down: it stops gracefully, and no process follows
+    const departed = await histogramOf(zero.view, '1')
+    assert.equal(departed.sample_count, 3)
+    assert.equal(departed.schema, 3, 'the native fields are sent')
+    assert.deepEqual(
+      [...bucketsOf(departed).entries()].sort((a, b) => a[0] - b[0]),
+      [
+        [-13, 2], // 0.3, 0.31: 2^(-14/8) ≈ 0.297 < v ≤ 2^(-13/8) ≈ 0.324
+        [16, 1], // 4 = 2^(16/8)
+      ],
+    )
+    // The answering worker's own histogram is untouched by the departed one's.
+    zero.observe(4)
+    const own = await histogramOf(zero.view, '0')
+    assert.equal(own.sample_count, 1)
+    assert.deepEqual([...bucketsOf(own).entries()], [[16, 1]])
+  } finally {
+    await zero.view.close()
+  }
+})

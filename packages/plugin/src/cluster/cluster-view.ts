@@ -130,7 +130,14 @@ export class ClusterView {
       native: this.options.native,
       log,
     })
-    this.departed = new DepartedWorkers({ paths, scope, registry, carried, log })
+    this.departed = new DepartedWorkers({
+      paths,
+      scope,
+      registry,
+      carried,
+      native: this.options.native,
+      log,
+    })
     await this.server.listen()
     await this.succession.start()
     this.healTimer = setInterval(() => void this.heal(), HEAL_INTERVAL_MS)

@@ -13,6 +13,8 @@ import type { Exposition, ExpositionFormat } from './exposition-format'
 import type { RenderedPart } from './exposition-merge'
 import { renderRegistry } from './exposition-render'
 import { type Handover, handoverMismatch, MAX_HANDOVER_AGE_MS, readHandoverFile } from './handover'
+import type { NativeCarry } from './native-carry'
+import type { NativeFor } from './protobuf/render'
 import { type SocketPaths, workerIdOfHandover } from './socket-paths'
 import type { SuccessionLog } from './succession'
 
@@ -22,14 +24,22 @@ export interface DepartedWorkersOptions {
   /** The worker's own registry: its default labels, and the carried metrics' definitions. */
   registry: Registry<RegistryContentType>
   carried: CarriedMetrics
+  /** This worker's native histograms, if it keeps any: a departed worker's are rendered too. */
+  native?: NativeCarry
   log: SuccessionLog
+}
+
+/** What a departed worker's handover renders from. */
+interface Departed {
+  registry: Registry<RegistryContentType>
+  nativeFor?: NativeFor
 }
 
 /** One handover file as last read, known by its inode, size and mtime. */
 interface Read {
   identity: string
   /** What to render it from, or why it is not rendered. */
-  registry: Registry<RegistryContentType> | string
+  departed: Departed | string
   writtenAt: number
   /** Each format rendered once: text, or protobuf's bytes. */
   renders: Map<ExpositionFormat, Promise<Exposition>>
@@ -54,12 +64,14 @@ export class DepartedWorkers {
       if (workerId === undefined || expected.has(workerId)) continue
       present.add(name)
       const read = this.read(name, workerId)
-      if (read === undefined || typeof read.registry === 'string') continue
+      if (read === undefined || typeof read.departed === 'string') continue
       // Too old now: a successor would refuse it too, and Prometheus has its final values.
       if (Date.now() - read.writtenAt > MAX_HANDOVER_AGE_MS) continue
       let body = read.renders.get(format)
       if (body === undefined) {
-        body = renderRegistry(read.registry, format)
+        body = renderRegistry(read.departed.registry, format, {
+          nativeFor: read.departed.nativeFor,
+        })
         read.renders.set(format, body)
       }
       parts.push({ workerId, body: await body })
@@ -81,18 +93,18 @@ export class DepartedWorkers {
       const handover = readHandoverFile(path)
       read = {
         identity,
-        registry: this.registryFor(handover, workerId),
+        departed: this.departedFrom(handover, workerId),
         writtenAt: handover.writtenAt,
         renders: new Map(),
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined // taken meanwhile
-      read = { identity, registry: String(err), writtenAt: 0, renders: new Map() }
+      read = { identity, departed: String(err), writtenAt: 0, renders: new Map() }
     }
     this.reads.set(name, read)
-    if (typeof read.registry === 'string') {
+    if (typeof read.departed === 'string') {
       this.options.log.warn(
-        { worker_id: workerId, reason: read.registry },
+        { worker_id: workerId, reason: read.departed },
         'not serving the handover of a worker that left',
       )
     } else {
@@ -104,11 +116,11 @@ export class DepartedWorkers {
     return read
   }
 
-  /** A registry holding `handover`'s values alone, or why it cannot be rendered. */
-  private registryFor(
-    handover: Handover,
-    workerId: string,
-  ): Registry<RegistryContentType> | string {
+  /**
+   * A registry holding `handover`'s values alone, with its native histograms if this worker
+   * keeps them too, or why it cannot be rendered.
+   */
+  private departedFrom(handover: Handover, workerId: string): Departed | string {
     const mismatch = handoverMismatch(handover, this.options.scope, workerId)
     if (mismatch !== undefined) return mismatch
     const registry = new Registry<RegistryContentType>()
@@ -125,6 +137,15 @@ export class DepartedWorkers {
         'left series out of a departed worker’s handover that this process’ metrics no longer define',
       )
     }
-    return registry
+    // A series whose native histogram is missing or left out is sent with classic buckets
+    // alone: the renderer sends native fields only where their count is the classic count.
+    const native = this.options.native?.detached(handover.native ?? [])
+    if (native !== undefined && native.dropped > 0) {
+      this.options.log.warn(
+        { worker_id: workerId, dropped: native.dropped },
+        'left native histograms out of a departed worker’s handover',
+      )
+    }
+    return { registry, nativeFor: native?.nativeFor }
   }
 }

@@ -20,4 +20,9 @@ export interface NativeCarry {
   states(): NativeSeries[]
   /** Adds a predecessor's histograms; returns how many were left out (not valid, unknown). */
   add(series: readonly NativeSeries[]): number
+  /**
+   * The native fields of a worker that left, from its handover alone (this worker's own
+   * histograms untouched), and how many of its series were left out.
+   */
+  detached(series: readonly NativeSeries[]): { nativeFor: NativeFor; dropped: number }
 }

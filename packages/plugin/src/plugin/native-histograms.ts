@@ -56,6 +56,11 @@ export class NativeHistogramStore {
     )
   }
 
+  /** A store with the same label names and settings, and no histograms. */
+  emptyCopy(): NativeHistogramStore {
+    return new NativeHistogramStore(this.labelNames, this.options)
+  }
+
   /** The histogram of a label set, created empty the first time. */
   histogramFor(labels: Readonly<Record<string, string | number | undefined>>): NativeHistogram {
     const key = this.keyOf(labels)
@@ -223,17 +228,29 @@ export function nativeCarry(
   return {
     nativeFor,
     states: () => store.states().map((entry) => ({ name, ...entry })),
-    add: (series: readonly NativeSeries[]) => {
-      let dropped = 0
-      for (const entry of series) {
-        try {
-          if (entry.name !== name) throw new TypeError(`${entry.name} has none here`)
-          store.addState(entry.labels, entry.state)
-        } catch {
-          dropped++
-        }
+    add: (series) => addSeries(name, store, series),
+    detached: (series) => {
+      const departed = store.emptyCopy()
+      const dropped = addSeries(name, departed, series)
+      return {
+        nativeFor: (metricName, labels) =>
+          metricName === name ? departed.snapshotFor(labels) : undefined,
+        dropped,
       }
-      return dropped
     },
   }
+}
+
+/** Adds each of `series` to `store`; returns how many were left out (not valid, unknown). */
+function addSeries(name: string, store: NativeHistogramStore, series: readonly NativeSeries[]) {
+  let dropped = 0
+  for (const entry of series) {
+    try {
+      if (entry.name !== name) throw new TypeError(`${entry.name} has none here`)
+      store.addState(entry.labels, entry.state)
+    } catch {
+      dropped++
+    }
+  }
+  return dropped
 }
