@@ -220,13 +220,17 @@ export function sampleKey(sample: Pick<Sample, 'name' | 'labels'>): string {
   return `${sample.name}{${pairs.join(',')}}`
 }
 
-/** Samples by key, sorted by key; a key seen twice throws (one scrape holds each series once). */
+/**
+ * Samples by key, sorted by key; a key seen twice throws (one scrape holds each series once).
+ * A value of -0 becomes 0: the text formats write it as `0` (prom-client formats with String),
+ * protobuf's double keeps the sign, and Prometheus compares the two as equal.
+ */
 export function samplesByKey(samples: readonly Sample[]): Map<string, Sample> {
   const byKey = new Map<string, Sample>()
   for (const sample of samples) {
     const key = sampleKey(sample)
     if (byKey.has(key)) throw new Error(`${key} appears twice`)
-    byKey.set(key, sample)
+    byKey.set(key, Object.is(sample.value, -0) ? { ...sample, value: 0 } : sample)
   }
   return new Map([...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }
