@@ -8,6 +8,7 @@ import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge'
 import type * as cog from '@grafana/grafana-foundation-sdk/cog'
 import * as common from '@grafana/grafana-foundation-sdk/common'
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard'
+import * as heatmap from '@grafana/grafana-foundation-sdk/heatmap'
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus'
 import * as stat from '@grafana/grafana-foundation-sdk/stat'
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries'
@@ -43,6 +44,12 @@ const rate = (selector: string) => `rate(${selector}[$__rate_interval])`
 const quantile = (q: number, by: string[]) =>
   `histogram_quantile(${q}, sum by (${by.join(', ')}) (${rate(native)})) or ` +
   `histogram_quantile(${q}, sum by (${[...by, 'le'].join(', ')}) (${rate(buckets)}))`
+/**
+ * The latency distribution of the selected requests, for a heatmap: the native histogram where
+ * Prometheus has it, else the classic buckets by `le`. `or on()` takes the classic buckets only
+ * when no native histogram answers at all, so the two kinds never mix in one result.
+ */
+export const DISTRIBUTION_EXPR = `sum(${rate(native)}) or on() sum by (le) (${rate(buckets)})`
 const WORKER = '{{instance}} w{{worker_id}}'
 /** 0 for every worker in the cluster view: a worker that serves nothing shows, not vanishes. */
 const idleWorkers = `sum by (instance, worker_id) (cluster_metrics_worker_up{${target}}) * 0`
@@ -383,6 +390,30 @@ export function buildDashboard(options: DashboardOptions = PROVISIONED): dashboa
           // of a request in it. Asked on one query only, so each exemplar is drawn once.
           query(quantile(0.99, ['instance', 'worker_id']), `${WORKER} p99`, 'C').exemplar(true),
         ),
+    )
+    .withPanel(
+      new heatmap.PanelBuilder()
+        .title('Latency distribution')
+        .description(
+          'Requests per second in each response-time bucket, every selected worker together: ' +
+            'the native histogram’s fine buckets where Prometheus ingests it, else the classic buckets.',
+        )
+        .datasource(DATASOURCE)
+        .unit('reqps')
+        .thresholds(thresholds(NEUTRAL))
+        .height(8)
+        .span(12)
+        .calculate(false)
+        .yAxis(new heatmap.YAxisConfigBuilder().unit('s'))
+        .rowsFrame(new heatmap.RowsHeatmapOptionsBuilder().layout(common.HeatmapCellLayout.Le))
+        .color(
+          new heatmap.HeatmapColorOptionsBuilder()
+            .mode(heatmap.HeatmapColorMode.Scheme)
+            .scheme('Oranges')
+            .scale(heatmap.HeatmapColorScale.Exponential)
+            .exponent(0.5),
+        )
+        .withTarget(query(DISTRIBUTION_EXPR, '{{le}}').format(prometheus.PromQueryFormat.Heatmap)),
     )
     .withPanel(
       graph(

@@ -187,4 +187,16 @@ test('the dashboard’s latency queries answer from the native histograms, for e
       assert.deepEqual(samples.map((s) => s.metric.worker_id).sort(), ['0', '1', '2', '3', '4'])
     }
   }
+  // The heatmap draws the native histogram itself: one histogram sample, no classic buckets.
+  const heatmaps = allPanels(readDashboard()).filter((panel) => panel.type === 'heatmap')
+  assert.equal(heatmaps.length, 1)
+  const distribution = substitute(heatmaps[0].targets?.[0]?.expr ?? '', sub)
+  const cells = await waitFor('the heatmap’s native histogram', async () => {
+    await traced('/', 10)
+    const found = await api('query', { query: distribution })
+    return found.length > 0 ? found : undefined
+  })
+  assert.equal(cells.length, 1, JSON.stringify(cells.map((c) => c.metric)))
+  assert.ok(cells[0].histogram !== undefined, 'a native histogram sample')
+  assert.equal(cells[0].metric.le, undefined)
 })
