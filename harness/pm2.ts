@@ -45,11 +45,13 @@ export interface StartOptions {
   /** Another app's own PM2 and folder (the project's by default). */
   pm2Bin?: string
   cwd?: string
+  /** How the temporary PM2_HOME's name begins, so that its processes can be told apart. */
+  homePrefix?: string
 }
 
 export async function startPm2App(options: StartOptions = {}): Promise<Pm2App> {
   const instances = options.instances ?? 5
-  const home = mkdtempSync(join(tmpdir(), 'pm2-test-'))
+  const home = mkdtempSync(join(tmpdir(), options.homePrefix ?? 'pm2-test-'))
   const port = await freePort()
   const name = options.name ?? `webapp-test-${port}`
   const socketDir = join(home, 'sock')

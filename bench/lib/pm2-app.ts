@@ -26,6 +26,8 @@ export async function startBenchPm2App(options: BenchPm2Options): Promise<BenchP
     env: options.env,
     ecosystem: ECOSYSTEM,
     onlineTimeoutMs: 90_000,
+    // The quick-bench test finds what a bench run left by this prefix.
+    homePrefix: 'pm2-bench-',
   })
   const workers = new Map((await app.waitOnline(options.instances)).map((p) => [p.workerId, p.pid]))
   const current = async () =>
