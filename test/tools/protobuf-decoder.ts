@@ -1,12 +1,10 @@
 // An independent decoder for protobuf expositions: protoc's Python code for the official
 // metrics.proto (protobuf_decoder.py), in one long-lived child process, asked one answer at a
 // time. Its samples are in harness/protobuf.ts' Sample form, to compare with any format.
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { Sample, SampleExemplar } from '../../harness/protobuf'
 import { CLIENT_MODEL_DIR } from '../../harness/tools'
+import { PythonChild } from './python-child'
 
 export interface PythonFamily {
   name: string
@@ -25,52 +23,25 @@ type RawSample = [
   { labels: Record<string, string>; value: string; timestampMs?: number } | null,
 ]
 
-// Debian's interpreter, where python3-protobuf installs; a PATH python3 may be another.
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
-
 export class ProtobufDecoder {
-  private readonly child: ChildProcessWithoutNullStreams
-  private readonly answers: AsyncIterator<string>
-  private queue: Promise<unknown> = Promise.resolve()
-
-  constructor() {
-    this.child = spawn(PYTHON, [join(__dirname, 'protobuf_decoder.py'), CLIENT_MODEL_DIR])
-    this.child.stderr.setEncoding('utf8')
-    let stderr = ''
-    this.child.stderr.on('data', (chunk: string) => {
-      stderr += chunk
-    })
-    this.child.on('exit', (code) => {
-      if (code !== 0 && code !== null)
-        process.stderr.write(`protobuf decoder exited ${code}: ${stderr}`)
-    })
-    this.answers = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]()
-  }
+  private readonly child = new PythonChild('protobuf decoder', [
+    join(__dirname, 'protobuf_decoder.py'),
+    CLIENT_MODEL_DIR,
+  ])
 
   /** The families in `bytes`; throws with the decoder's message if it cannot read them. */
-  decode(bytes: Uint8Array): Promise<PythonFamily[]> {
-    const next = this.queue.then(async () => {
-      this.child.stdin.write(
-        `${JSON.stringify({ bytes: Buffer.from(bytes).toString('base64') })}\n`,
-      )
-      const { value, done } = await this.answers.next()
-      if (done) throw new Error('protobuf decoder exited')
-      const answer = JSON.parse(value) as {
-        families?: Array<Omit<PythonFamily, 'samples'> & { samples: RawSample[] }>
-        error?: string
-      }
-      if (answer.error !== undefined) throw new Error(`protobuf decoder: ${answer.error}`)
-      return (answer.families ?? []).map((family) => ({
-        ...family,
-        samples: family.samples.map(sampleOf),
-      }))
-    })
-    this.queue = next.catch(() => undefined)
-    return next
+  async decode(bytes: Uint8Array): Promise<PythonFamily[]> {
+    const answer = await this.child.ask<{
+      families?: Array<Omit<PythonFamily, 'samples'> & { samples: RawSample[] }>
+    }>({ bytes: Buffer.from(bytes).toString('base64') })
+    return (answer.families ?? []).map((family) => ({
+      ...family,
+      samples: family.samples.map(sampleOf),
+    }))
   }
 
   close(): void {
-    this.child.stdin.end()
+    this.child.close()
   }
 }
 
