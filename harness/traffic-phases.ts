@@ -124,18 +124,36 @@ export async function countedBetween(
   const drops: string[] = []
   for (const s of series) {
     const samples = (s.values ?? []).map(([at, raw]) => [Number(at), Number(raw)] as const)
-    let previous = 0
-    for (const [i, [at, v]] of samples.entries()) {
-      if (i === 0 && at <= from + 0.1) {
-        previous = v
-        continue
-      }
-      if (v < previous) drops.push(JSON.stringify(s.metric))
-      deltas += v >= previous ? v - previous : v
-      previous = v
-    }
+    const { delta, resets } = increaseSince(samples, from)
+    deltas += delta
+    // One entry per reset: a series that reset twice is listed twice.
+    for (let i = 0; i < resets; i++) drops.push(JSON.stringify(s.metric))
   }
   return { deltas, drops }
+}
+
+/**
+ * One counter series' raw increase over `[time, value]` samples, as increase() adds it (a drop
+ * counts the whole new value), from its value at `from` (0 for a series that appears later),
+ * and how many times its value went down.
+ */
+export function increaseSince(
+  samples: ReadonlyArray<readonly [number, number]>,
+  from: number,
+): { delta: number; resets: number } {
+  let delta = 0
+  let resets = 0
+  let previous = 0
+  for (const [i, [at, v]] of samples.entries()) {
+    if (i === 0 && at <= from + 0.1) {
+      previous = v
+      continue
+    }
+    if (v < previous) resets++
+    delta += v >= previous ? v - previous : v
+    previous = v
+  }
+  return { delta, resets }
 }
 
 export function addTallies(a: LoadTally, b: LoadTally): LoadTally {
