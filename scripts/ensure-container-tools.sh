@@ -14,8 +14,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${COMPOSE2_DIR:-$root/.tools/compose-2}
 series=${COMPOSE_SERIES:-2.}
 suites=${COMPOSE_SUITES:-sid}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 compose=$dest/usr/libexec/docker/cli-plugins/docker-compose
 
 missing=()
@@ -39,32 +37,11 @@ if [ -x "$compose" ] && "$compose" version --short 2>/dev/null | grep -q "^v\?${
   exit 0
 fi
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
-arch=$(dpkg --print-architecture)
-for suite in $suites; do
-  echo "deb [arch=$arch signed-by=$keyring] $mirror $suite main"
-done >"$work/sources.list"
-apt_opts=(
-  -o "Dir::Etc::sourcelist=$work/sources.list"
-  -o "Dir::Etc::sourceparts=-"
-  -o "Dir::State::Lists=$work/lists"
-  -o "Dir::Cache=$work/cache"
-  -o "APT::Sandbox::User=root"
-  -o "Debug::NoLocking=1"
-)
-echo "ensure-container-tools: reading the package lists of: $suites"
-apt-get "${apt_opts[@]}" -qq update
-best=''
-while read -r version; do
-  [[ ${version#*:} == "$series"* ]] || continue
-  if [ -z "$best" ] || dpkg --compare-versions "$version" gt "$best"; then best=$version; fi
-done < <(apt-cache "${apt_opts[@]}" madison docker-compose | awk -F'|' '{gsub(/ /, "", $2); print $2}')
-[ -n "$best" ] || {
-  echo "ensure-container-tools: no docker-compose ${series}x in Debian $suites" >&2
-  exit 1
-}
+# shellcheck source=lib/other-suite-apt.sh
+. "$root/scripts/lib/other-suite-apt.sh"
+# shellcheck disable=SC2086 # the suites are words
+other_suite_apt ensure-container-tools $suites
+best=$(newest_of_series docker-compose "$series")
 (cd "$work/debs" && apt-get "${apt_opts[@]}" -qq download "docker-compose=$best")
 dpkg-deb -x "$work"/debs/*.deb "$work/root"
 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" version >/dev/null 2>&1 || {

@@ -25,8 +25,6 @@ client_model_series=${CLIENT_MODEL_SERIES:-0.6.}
 # forky (testing) and sid carry Prometheus 3.5; trixie carries Alertmanager 0.28; sid carries
 # the newest client_model.
 suites=${PROMETHEUS3_SUITES:-forky sid trixie}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 # `<tool>, version 3.5.3+ds1 (branch: ...)` -> 0 when the binary exists and is of the series.
 has_series() {
@@ -59,42 +57,10 @@ for tool in apt-get apt-cache dpkg-deb dpkg; do
   }
 done
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
-arch=$(dpkg --print-architecture)
-for suite in $suites; do
-  echo "deb [arch=$arch signed-by=$keyring] $mirror $suite main"
-done >"$work/sources.list"
-
-# apt with only the temporary list and state: the machine's own sources, lists and cache are
-# neither read nor changed. As root, apt would download as its `_apt` user, who cannot write
-# into this private directory, so the download runs as root (the files are checked against
-# the signed Release file either way).
-apt_opts=(
-  -o "Dir::Etc::sourcelist=$work/sources.list"
-  -o "Dir::Etc::sourceparts=-"
-  -o "Dir::State::Lists=$work/lists"
-  -o "Dir::Cache=$work/cache"
-  -o "APT::Sandbox::User=root"
-  -o "Debug::NoLocking=1"
-)
-echo "fetch-prometheus3: reading the package lists of: $suites"
-apt-get "${apt_opts[@]}" -qq update
-
-# The newest version of `package` whose upstream version starts with `series`.
-newest_of_series() {
-  local package=$1 series=$2 best='' version
-  while read -r version; do
-    [[ ${version#*:} == "$series"* ]] || continue
-    if [ -z "$best" ] || dpkg --compare-versions "$version" gt "$best"; then best=$version; fi
-  done < <(apt-cache "${apt_opts[@]}" madison "$package" | awk -F'|' '{gsub(/ /, "", $2); print $2}')
-  if [ -z "$best" ]; then
-    echo "fetch-prometheus3: no $package ${series}x in Debian $suites" >&2
-    return 1
-  fi
-  echo "$best"
-}
+# shellcheck source=lib/other-suite-apt.sh
+. "$root/scripts/lib/other-suite-apt.sh"
+# shellcheck disable=SC2086 # the suites are words
+other_suite_apt fetch-prometheus3 $suites
 
 prometheus_version=$(newest_of_series prometheus "$prometheus_series")
 promtool_version=$(newest_of_series promtool "$prometheus_series")
