@@ -114,6 +114,11 @@ export class ComposeProject {
     })
   }
 
+  /** The compose file as compose resolves it (defaults and this project's environment applied). */
+  async config(): Promise<ComposeConfig> {
+    return JSON.parse((await ok(this.run(['config', '--format', 'json']), 'compose config')).stdout)
+  }
+
   /** The ids of a service's containers, in replica order. */
   async containers(service: string): Promise<string[]> {
     const listed = await ok(

@@ -34,9 +34,7 @@ tierHooks(
   async () => {
     await requireEngine()
     assertPortsFree()
-    config = JSON.parse(
-      (await ok(project.run(['config', '--format', 'json']), 'compose config')).stdout,
-    ) as ComposeConfig
+    config = await project.config()
     workers = Number(config.services.webapp.environment?.INSTANCES)
   },
   async () => {

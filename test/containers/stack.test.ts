@@ -39,9 +39,7 @@ tierHooks(
   async () => {
     await requireEngine()
     assertPortsFree()
-    config = JSON.parse(
-      (await ok(project.run(['config', '--format', 'json']), 'compose config')).stdout,
-    ) as ComposeConfig
+    config = await project.config()
     workers = Number(config.services.webapp.environment?.INSTANCES)
     await ok(project.run(['build', 'webapp'], { timeoutMs: 900_000 }), 'compose build webapp')
     await ok(
