@@ -19,7 +19,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { Counter, Gauge, Histogram, Summary } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry, Summary } from 'prom-client'
 import { duplicateSeries } from '../../harness/exposition'
 import { waitFor } from '../../harness/net'
 import {
@@ -195,6 +195,73 @@ test('a protobuf gather holds every series and value of the text and OpenMetrics
       )
       assert.equal(families.find((family) => family.name === 'rare_seconds')?.metric?.length, 3)
       assert.equal(fromProtobuf.get('cluster_metrics_workers_answered{}')?.value, 4)
+    }
+  } finally {
+    for (const w of workers) await w.clusterView.close()
+  }
+})
+
+/**
+ * A worker whose registry is the app's own (no `worker_id` default label), with the request
+ * metrics, process metrics, a counter of the app's own, and a gauge that names a worker itself.
+ */
+function ownRegistryView(workerId: string, subdir: string) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  createHttpMetrics(registry).requestsTotal.inc(
+    { method: 'GET', route: '/', status_code: '200', worker_id: workerId },
+    1,
+  )
+  new Counter({ name: 'jobs_total', help: 'Jobs.', registers: [registry] }).inc(
+    Number(workerId) + 1,
+  )
+  new Histogram({
+    name: 'job_seconds',
+    help: 'Job time.',
+    labelNames: ['queue'],
+    buckets: [1],
+    registers: [registry],
+  }).observe({ queue: 'mail' }, 0.5)
+  new Gauge({
+    name: 'queue_depth',
+    help: 'Waiting jobs, labelled by the app itself.',
+    labelNames: ['worker_id'],
+    registers: [registry],
+  }).set({ worker_id: workerId }, Number(workerId) + 10)
+  const clusterView = new ClusterView({
+    registry,
+    workerId,
+    scope: 'test:1',
+    gatherTimeoutMs: 500,
+    paths: createSocketPaths(join(base, subdir)),
+  })
+  return { clusterView }
+}
+
+test('with registries of the app’s own, every series a worker contributes carries its worker_id, once', async () => {
+  const workers = ['0', '1'].map((id) => ownRegistryView(id, 'own-registry'))
+  for (const w of workers) await w.clusterView.start()
+  try {
+    for (const format of ['prometheus', 'openmetrics', 'protobuf'] as const) {
+      const result = await workers[0].clusterView.gather(format)
+      assert.deepEqual(result.answered, ['0', '1'], format)
+      if (typeof result.text === 'string') {
+        assert.doesNotMatch(result.text, /worker_id=.*worker_id=/, format)
+      }
+      // Throws on a series seen twice.
+      const samples = gatheredSamples(result)
+      for (const [key, sample] of samples) {
+        if (sample.name.startsWith('cluster_metrics_')) continue
+        assert.ok(sample.labels.worker_id !== undefined, `${format}: ${key} has no worker_id`)
+      }
+      assert.equal(samples.get('jobs_total{worker_id="0"}')?.value, 1, format)
+      assert.equal(samples.get('jobs_total{worker_id="1"}')?.value, 2, format)
+      assert.equal(samples.get('job_seconds_count{queue="mail",worker_id="1"}')?.value, 1, format)
+      for (const id of ['0', '1']) {
+        assert.ok(samples.has(`process_cpu_user_seconds_total{worker_id="${id}"}`), format)
+      }
+      // A series that has the label already keeps it, not doubled.
+      assert.equal(samples.get('queue_depth{worker_id="1"}')?.value, 11, format)
     }
   } finally {
     for (const w of workers) await w.clusterView.close()

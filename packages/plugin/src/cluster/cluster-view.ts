@@ -257,10 +257,15 @@ export class ClusterView {
     return { text, expected, answered, durationMs }
   }
 
-  /** This worker's registry in `format`, for its own part and for its siblings. */
+  /**
+   * This worker's registry in `format`, for its own part and for its siblings. Every series
+   * that lacks `worker_id` gets this worker's (a registry of the app's own has no such default
+   * label), so two workers' series never collide.
+   */
   private renderOwn(format: ExpositionFormat): Promise<Exposition> {
     return renderRegistry(this.options.registry, format, {
       nativeFor: this.options.native?.nativeFor,
+      defaultLabels: { worker_id: this.options.workerId },
     })
   }
 

@@ -4,6 +4,7 @@ import { type Metric, Registry, type RegistryContentType } from 'prom-client'
 import {
   asRenderable,
   defaultLabelsOf,
+  type Labels,
   type RenderableMetric,
   renderedData,
 } from '../lib/prom-client-internals'
@@ -15,7 +16,7 @@ import {
 } from './exposition-format'
 import { type ProtobufRenderOptions, renderProtobuf } from './protobuf/render'
 
-/** How to render; only protobuf has options (native-histogram fields). */
+/** How to render: labels added where a series lacks them; native-histogram fields (protobuf). */
 export type RenderOptions = ProtobufRenderOptions
 
 /**
@@ -41,7 +42,9 @@ export function renderRegistry(
   format: ExpositionFormat,
   options: RenderOptions = {},
 ): Promise<Exposition> {
-  return format === 'protobuf' ? renderProtobuf(registry, options) : renderText(registry, format)
+  return format === 'protobuf'
+    ? renderProtobuf(registry, options)
+    : renderText(registry, format, options.defaultLabels)
 }
 
 /**
@@ -57,10 +60,13 @@ export function renderRegistry(
 async function renderText(
   registry: Registry<RegistryContentType>,
   format: TextFormat,
+  defaultLabels: Readonly<Labels> = {},
 ): Promise<string> {
   const view = new Registry<RegistryContentType>()
   view.setContentType(CONTENT_TYPES[format])
-  view.setDefaultLabels(defaultLabelsOf(registry))
+  // The registry's own default labels win over the added ones, as a series' own labels win
+  // over both when prom-client renders.
+  view.setDefaultLabels({ ...defaultLabels, ...defaultLabelsOf(registry) })
   for (const metric of registry.getMetricsAsArray()) {
     view.registerMetric(standIn(asRenderable(metric)) as unknown as Metric)
   }

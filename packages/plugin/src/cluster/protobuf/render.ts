@@ -35,6 +35,12 @@ export type NativeFor = (
 export interface ProtobufRenderOptions {
   /** Adds native-histogram fields to histogram series; classic buckets are kept as well. */
   nativeFor?: NativeFor
+  /**
+   * Labels added to every series that lacks a label of that name, under the registry's own
+   * default labels (prom-client's default-label semantics): a worker's `worker_id`, whatever
+   * registry its series come from.
+   */
+  defaultLabels?: Readonly<Labels>
 }
 
 /**
@@ -46,7 +52,7 @@ export async function renderProtobuf(
   registry: Registry<RegistryContentType>,
   options: ProtobufRenderOptions = {},
 ): Promise<Buffer> {
-  const defaults = defaultLabelsOf(registry)
+  const defaults = withDefaults(defaultLabelsOf(registry), options.defaultLabels ?? {})
   // All at once, as prom-client's own render collects them.
   const families = await Promise.all(
     registry.getMetricsAsArray().map((metric) => renderedData(asRenderable(metric))),
