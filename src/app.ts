@@ -19,6 +19,7 @@ import {
   nativeHistogramsOf,
   parseBuckets,
   resolveMetricsToken,
+  workerIdOf,
 } from './config'
 import { hardenedServerOptions, rejectJunk } from './lib/http-hardening'
 import demoRoutes from './routes/demo'
@@ -44,7 +45,7 @@ export async function buildApp(
   options: BuildOptions = {},
 ): Promise<FastifyInstance> {
   const identity = options.identity ?? resolveWorkerIdentity()
-  const { workerId } = identity
+  const workerId = workerIdOf(config, identity)
   const logger = options.logger ?? {
     level: config.LOG_LEVEL,
     base: { pid: process.pid, worker_id: workerId },

@@ -12,6 +12,7 @@ import {
   MIN_SCHEMA,
   type NativeHistogramOptions,
   WORKER_ID_PATTERN,
+  type WorkerIdentity,
 } from 'fastify-pm2-cluster-metrics'
 
 // The shutdown budget on SIGINT/SIGTERM, which must add up: requests are taken for at most
@@ -177,6 +178,21 @@ export function nativeHistogramsOf(config: Config): false | NativeHistogramOptio
     schema: config.METRICS_NATIVE_HISTOGRAM_SCHEMA ?? DEFAULT_SCHEMA,
     maxBuckets: config.METRICS_NATIVE_HISTOGRAM_MAX_BUCKETS ?? DEFAULT_MAX_BUCKETS,
   }
+}
+
+/**
+ * This process' `worker_id`: `WORKER_ID` if set, else the one PM2 gives it. Under PM2's cluster
+ * mode with more than one instance, one `WORKER_ID` would give every worker the same id and
+ * merge their series, so it is refused.
+ */
+export function workerIdOf(config: Config, identity: WorkerIdentity): string {
+  if (config.WORKER_ID === undefined) return identity.workerId
+  if (identity.clusterMode && identity.instances !== 1) {
+    throw new ConfigError(
+      'invalid configuration: WORKER_ID would give every PM2 worker the same id; unset it (PM2 numbers the workers) or run one instance',
+    )
+  }
+  return config.WORKER_ID
 }
 
 /**

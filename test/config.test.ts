@@ -15,6 +15,7 @@ import {
   nativeHistogramsOf,
   parseBuckets,
   resolveMetricsToken,
+  workerIdOf,
 } from '../src/config'
 
 test('defaults', () => {
@@ -151,12 +152,20 @@ test('the metrics token comes from the environment or a file, not both', () => {
 
 test('one WORKER_ID for every worker of a PM2 cluster app is refused, naming it', () => {
   const pm2 = { pm_id: '1', name: 'web', exec_mode: 'cluster_mode', NODE_APP_INSTANCE: '1' }
+  const config = loadConfig({ WORKER_ID: 'web' })
   assert.throws(
-    () => resolveWorkerIdentity({ ...pm2, instances: '5', WORKER_ID: 'web' }),
+    () => workerIdOf(config, resolveWorkerIdentity({ ...pm2, instances: '5' })),
     /WORKER_ID would give every PM2 worker the same id/,
   )
-  assert.equal(resolveWorkerIdentity({ ...pm2, instances: '1', WORKER_ID: 'web' }).workerId, 'web')
-  assert.equal(resolveWorkerIdentity({ WORKER_ID: 'web' }).workerId, 'web')
+  assert.equal(workerIdOf(config, resolveWorkerIdentity({ ...pm2, instances: '1' })), 'web')
+  assert.equal(workerIdOf(config, resolveWorkerIdentity({})), 'web')
+  assert.equal(workerIdOf(loadConfig({}), resolveWorkerIdentity(pm2)), '1')
+})
+
+test('the plugin reads PM2’s variables only: a WORKER_ID in the environment changes no worker id', () => {
+  const pm2 = { pm_id: '1', name: 'web', exec_mode: 'cluster_mode', NODE_APP_INSTANCE: '1' }
+  assert.equal(resolveWorkerIdentity({ ...pm2, instances: '5', WORKER_ID: 'web' }).workerId, '1')
+  assert.equal(resolveWorkerIdentity({ WORKER_ID: 'web' }).workerId, STANDALONE_WORKER_ID)
 })
 
 test('worker identity follows PM2, including a renamed instance variable', () => {

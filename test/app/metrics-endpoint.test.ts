@@ -30,6 +30,15 @@ test('standalone, /metrics is this process alone, with worker_id and no gather',
   assert.doesNotMatch(res.body, /cluster_metrics_/)
 })
 
+test('the service passes its WORKER_ID setting to the plugin as its worker id', async (t) => {
+  const app = await build(t, { WORKER_ID: 'web-a' })
+  assert.equal(app.metrics.workerId, 'web-a')
+  await app.inject('/items/1')
+  const res = await app.inject('/metrics')
+  assert.match(res.body, /^http_requests_total\{.*worker_id="web-a"\} 1$/m)
+  assert.match(res.body, /^process_start_time_seconds\{worker_id="web-a"\} \d+$/m)
+})
+
 test('requests the router rejects are counted under the unmatched route', async (t) => {
   const app = await build(t)
   assert.equal((await app.inject('/nope%')).statusCode, 400)

@@ -1,10 +1,10 @@
-import { ConfigError } from './config-error'
 import { usableCpus } from './cpu-quota'
 
 // Who this process is inside a PM2 app: its worker id, its app name, how many siblings it has.
 // PM2 copies the app's settings into every worker's environment (`name`, `instances`,
 // `instance_var`, `exec_mode`) and sets the instance variable (`NODE_APP_INSTANCE` unless the
-// app renames it with `instance_var`) to 0..instances-1.
+// app renames it with `instance_var`) to 0..instances-1. Only PM2's variables are read: an
+// app's own settings reach the plugin as options (`workerId`), never through the environment.
 
 /** The worker id used outside PM2 (e.g. `node dist/server.js`). */
 export const STANDALONE_WORKER_ID = '0'
@@ -24,21 +24,11 @@ export function resolveWorkerIdentity(env: NodeJS.ProcessEnv = process.env): Wor
   const instanceVar = env.instance_var || 'NODE_APP_INSTANCE'
   const instance = env[instanceVar]
   const underPm2 = env.pm_id !== undefined || instance !== undefined
-  const workerId =
-    env.WORKER_ID || (instance !== undefined && instance !== '' ? instance : STANDALONE_WORKER_ID)
-  const clusterMode = underPm2 && env.exec_mode === 'cluster_mode' && instance !== undefined
-  const instances = parseInstances(env.instances)
-  // One WORKER_ID for every process of a PM2 app would merge their series into one worker.
-  if (env.WORKER_ID && clusterMode && instances !== 1) {
-    throw new ConfigError(
-      'invalid configuration: WORKER_ID would give every PM2 worker the same id; unset it (PM2 numbers the workers) or run one instance',
-    )
-  }
   return {
-    workerId,
-    clusterMode,
+    workerId: instance !== undefined && instance !== '' ? instance : STANDALONE_WORKER_ID,
+    clusterMode: underPm2 && env.exec_mode === 'cluster_mode' && instance !== undefined,
     appName: underPm2 ? env.name : undefined,
-    instances,
+    instances: parseInstances(env.instances),
   }
 }
 
