@@ -6,11 +6,12 @@ import { test } from 'node:test'
 import Fastify from 'fastify'
 import { Histogram, Registry } from 'prom-client'
 import {
+  DEFAULT_SCHEMA,
   fromSpans,
   type NativeHistogramSnapshot,
 } from '../../packages/plugin/src/lib/native-histogram'
 import metricsPlugin, { type MetricsPluginOptions } from '../../packages/plugin/src/plugin'
-import { REQUEST_DURATION } from '../../packages/plugin/src/plugin/http-metrics'
+import { type HttpMetrics, REQUEST_DURATION } from '../../packages/plugin/src/plugin/http-metrics'
 import { NativeBackedHistogram } from '../../packages/plugin/src/plugin/native-histograms'
 import { build as buildService } from '../helper'
 
@@ -73,7 +74,7 @@ test('off by default: the duration histogram is prom-client’s own and nothing 
   const { app } = await build(t)
   await app.inject({ method: 'GET', url: '/items/1' })
   assert.equal(app.metrics.http.requestDuration.constructor, Histogram)
-  assert.equal(app.metrics.http.native, undefined)
+  assert.equal((app.metrics.http as HttpMetrics).native, undefined)
   const labels = { method: 'GET', route: '/items/:id', status_code: '200', worker_id: '3' }
   assert.equal(app.metrics.nativeFor(REQUEST_DURATION, labels), undefined)
 })
@@ -192,13 +193,22 @@ test('the text exposition is the same with native histograms on', async (t) => {
   assert.deepEqual(await shape({ nativeHistograms: { schema: 1 } }), await shape({}))
 })
 
+test('nativeHistograms: true turns them on with the default settings', async (t) => {
+  const { app, registry } = await build(t, { nativeHistograms: true })
+  await app.inject({ method: 'GET', url: '/items/1' })
+  const [series] = await renderedSeries(registry)
+  const native = app.metrics.nativeFor(REQUEST_DURATION, series.labels)
+  assert.equal(native?.schema, DEFAULT_SCHEMA)
+  assert.equal(native?.count, 1)
+})
+
 test('bad nativeHistograms options are refused at registration, naming the setting', async () => {
   const cases: Array<[unknown, RegExp]> = [
     [{ schema: 9 }, /nativeHistograms schema must be an integer from -4 to 8, got 9/],
     [{ schema: 2.5 }, /nativeHistograms schema must be an integer/],
     [{ maxBuckets: 0 }, /nativeHistograms maxBuckets must be a positive integer, got 0/],
     [{ zeroThreshold: -1 }, /nativeHistograms zeroThreshold must be a finite number/],
-    [true, /nativeHistograms must be false or an object/],
+    ['yes', /nativeHistograms must be a boolean or an object, got yes/],
   ]
   for (const [nativeHistograms, message] of cases) {
     const app = Fastify()
@@ -229,5 +239,5 @@ test('the service turns them on with METRICS_NATIVE_HISTOGRAMS and its two setti
   assert.equal(native?.schema, -1)
   assert.equal(native?.count, 1)
   const off = await buildService(t, {})
-  assert.equal(off.metrics.http.native, undefined)
+  assert.equal((off.metrics.http as HttpMetrics).native, undefined)
 })

@@ -16,16 +16,22 @@ import {
 import type { Labels } from '../lib/prom-client-internals'
 import { RequestSeries } from './request-series'
 
-/** The plugin's option: `false` (the default) for none, or the histograms' settings. */
-export type NativeHistogramsOption = false | NativeHistogramOptions
+/**
+ * The plugin's option: `false` (the default) for none, `true` for the default settings, or the
+ * histograms' settings.
+ */
+export type NativeHistogramsOption = boolean | NativeHistogramOptions
 
 /** The option checked, or a TypeError naming what is wrong. */
 export function nativeHistogramOptions(
   option: NativeHistogramsOption | undefined,
 ): NativeHistogramOptions | undefined {
   if (option === undefined || option === false) return undefined
+  if (option === true) return {}
   if (typeof option !== 'object' || option === null) {
-    throw new TypeError(`metrics nativeHistograms must be false or an object, got ${option}`)
+    throw new TypeError(
+      `metrics nativeHistograms must be a boolean or an object, got ${String(option)}`,
+    )
   }
   const problem = nativeOptionsProblem(option)
   if (problem !== undefined) throw new TypeError(`metrics nativeHistograms ${problem}`)
