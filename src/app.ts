@@ -5,7 +5,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
 import metricsPlugin, {
   countFrameworkErrors,
-  createSocketPaths,
   createWorkerRegistry,
   metricsRoute,
   resolveWorkerIdentity,
@@ -67,16 +66,14 @@ export async function buildApp(
   const clusterKey = `${identity.appName ?? 'app'}-${config.PORT}`
   const socketDir = config.METRICS_SOCKET_DIR ?? socketDirFor(clusterKey)
   const cluster = config.METRICS_CLUSTER && identity.clusterMode
-  // Checked here first, so that a directory that cannot serve names the variable to fix.
-  if (cluster) startupStep('METRICS_SOCKET_DIR', socketDir, () => createSocketPaths(socketDir))
 
   const separatePort = config.METRICS_PORT !== undefined
-  await app.register(metricsPlugin, {
+  const metricsOptions = {
     workerId,
     registry,
     buckets: parseBuckets(config.METRICS_BUCKETS),
     nativeHistograms: nativeHistogramsOf(config),
-    endpoint: separatePort ? false : '/metrics',
+    endpoint: separatePort ? (false as const) : '/metrics',
     token,
     cluster: cluster && {
       key: clusterKey,
@@ -84,7 +81,14 @@ export async function buildApp(
       gatherTimeoutMs: config.METRICS_GATHER_TIMEOUT_MS,
       reuseMs: config.METRICS_GATHER_REUSE_MS,
     },
-  })
+  }
+  // The plugin takes the socket directory at registration, and every other option is checked
+  // above: a failure to register names the variable to fix.
+  const registerMetrics = async () => {
+    await app.register(metricsPlugin, metricsOptions)
+  }
+  if (cluster) await startupStep('METRICS_SOCKET_DIR', socketDir, registerMetrics)
+  else await registerMetrics()
   await app.register(demoRoutes, { workerId, slowMaxMs: config.SLOW_MAX_MS })
 
   // /metrics on its own port: only the exposition route, never the public API.

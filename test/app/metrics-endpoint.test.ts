@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { buildApp } from '../../src/app'
+import { ConfigError, loadConfig } from '../../src/config'
 import { build } from '../helper'
 
 const dir = mkdtempSync(join(tmpdir(), 'metrics-endpoint-'))
@@ -37,6 +39,17 @@ test('the service passes its WORKER_ID setting to the plugin as its worker id', 
   const res = await app.inject('/metrics')
   assert.match(res.body, /^http_requests_total\{.*worker_id="web-a"\} 1$/m)
   assert.match(res.body, /^process_start_time_seconds\{worker_id="web-a"\} \d+$/m)
+})
+
+test('under cluster mode, a socket directory that cannot serve fails the build naming METRICS_SOCKET_DIR', async () => {
+  const notADir = join(dir, 'not-a-dir')
+  writeFileSync(notADir, '')
+  const identity = { workerId: '0', clusterMode: true, appName: 'web', instances: 2 }
+  await assert.rejects(
+    buildApp(loadConfig({ METRICS_SOCKET_DIR: notADir }), { identity, logger: false }),
+    (err: Error) =>
+      err instanceof ConfigError && /^cannot start: METRICS_SOCKET_DIR \(/.test(err.message),
+  )
 })
 
 test('requests the router rejects are counted under the unmatched route', async (t) => {

@@ -5,6 +5,7 @@ import { request } from 'node:http'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
+import * as entry from '../../packages/plugin/src'
 import metricsPlugin, {
   type MetricsPluginOptions,
   UNMATCHED_ROUTE,
@@ -153,6 +154,42 @@ test('the default registry carries worker_id on the process metrics', async (t) 
   assert.match(res.body, /^process_start_time_seconds\{worker_id="7"\} /m)
   assert.ok(app.metrics.registry instanceof Registry)
   assert.equal(app.metrics.workerId, '7')
+})
+
+test('app.metrics.http takes both call forms with exemplars on or off, and writes the labelled series', async (t) => {
+  const labels = { method: 'GET', route: '/jobs', status_code: '200', worker_id: '3' }
+  const series = 'http_requests_total{method="GET",route="/jobs",status_code="200",worker_id="3"}'
+  for (const exemplars of [true, false]) {
+    const { app, registry } = await build(t, { exemplars })
+    const { requestsTotal, requestDuration } = app.metrics.http
+    requestsTotal.inc(labels, 2)
+    requestsTotal.inc({ labels, value: 3 })
+    requestDuration.observe(labels, 0.5)
+    requestDuration.observe({ labels, value: 0.5 })
+    requestDuration.startTimer(labels)()
+    const text = await registry.metrics()
+    assert.deepEqual(
+      linesOf(text, 'http_requests_total'),
+      [`${series} 5`],
+      `exemplars ${exemplars}`,
+    )
+    assert.deepEqual(
+      linesOf(text, 'http_request_duration_seconds_count'),
+      [`http_request_duration_seconds_count{${series.slice(series.indexOf('{') + 1)} 3`],
+      `exemplars ${exemplars}`,
+    )
+  }
+})
+
+test('the public entry exports the plugin and what configures it, not the cluster view’s internals', () => {
+  for (const name of ['metricsPlugin', 'default', 'createHttpMetrics', 'socketDirFor']) {
+    assert.ok(name in entry, name)
+  }
+  for (const name of ['createSocketPaths', 'NativeHistogramStore', 'ClusterView']) {
+    assert.equal(name in entry, false, name)
+  }
+  const own = entry.createHttpMetrics(new Registry(), undefined, { native: {} })
+  assert.deepEqual(Object.keys(own).sort(), ['requestDuration', 'requestsTotal'])
 })
 
 test('a custom collector replaces the exposition body', async (t) => {

@@ -1,7 +1,14 @@
 // The public entry point: the metrics plugin, with the cluster view it turns on under PM2's
 // cluster mode, and the pieces a service needs to configure it the way the plugin checks it.
 
-export { createSocketPaths, socketDirFor, WORKER_ID_PATTERN } from './cluster/socket-paths'
+import type { Registry } from 'prom-client'
+import {
+  createHttpMetrics as createHttpMetricsWithStore,
+  type HttpMetricsOptions,
+  type RequestMetrics,
+} from './plugin/http-metrics'
+
+export { socketDirFor, WORKER_ID_PATTERN } from './cluster/socket-paths'
 export { ConfigError } from './lib/config-error'
 export { usableCpus } from './lib/cpu-quota'
 export type {
@@ -10,7 +17,6 @@ export type {
   NativeHistogramFields,
   NativeHistogramOptions,
   NativeHistogramSnapshot,
-  NativeHistogramState,
 } from './lib/native-histogram'
 export {
   DEFAULT_MAX_BUCKETS,
@@ -43,8 +49,27 @@ export {
 } from './plugin'
 export {
   bucketProblem,
-  createHttpMetrics,
   createWorkerRegistry,
   DEFAULT_BUCKETS,
+  type ExemplarLabels,
   HTTP_LABEL_NAMES,
+  type HttpLabelName,
+  type HttpLabels,
+  type HttpMetricsOptions,
+  type RequestCounter,
+  type RequestHistogram,
+  type RequestMetrics,
 } from './plugin/http-metrics'
+
+/**
+ * The request counter and histogram the plugin records into, registered in `registry`, for use
+ * outside the plugin. Typed as `app.metrics.http` is: every write names all four labels.
+ */
+export function createHttpMetrics(
+  registry: Registry,
+  buckets?: readonly number[],
+  options?: HttpMetricsOptions,
+): RequestMetrics {
+  const { requestsTotal, requestDuration } = createHttpMetricsWithStore(registry, buckets, options)
+  return { requestsTotal, requestDuration }
+}

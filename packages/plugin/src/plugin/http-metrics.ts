@@ -28,9 +28,52 @@ export function bucketProblem(buckets: readonly number[]): string | undefined {
   return undefined
 }
 
+export type HttpLabelName = (typeof HTTP_LABEL_NAMES)[number]
+
+/** Every label of a request series: a write that left one out would make a series without it. */
+export type HttpLabels = Record<HttpLabelName, string | number>
+
+/** The labels of one write's exemplar, e.g. `{ trace_id }`. */
+export type ExemplarLabels = Record<string, string | number>
+
+/**
+ * `http_requests_total` as an app writes to it: every call names all four labels, in either
+ * form (`inc(labels, value)` or `inc({ labels, value, exemplarLabels })`), exemplars on or off.
+ * prom-client's forms without labels (`inc()`, `inc(value)`) are not offered.
+ */
+export interface RequestCounter extends Omit<Counter<HttpLabelName>, 'inc' | 'labels'> {
+  inc(labels: HttpLabels, value?: number): void
+  inc(data: { labels: HttpLabels; value?: number; exemplarLabels?: ExemplarLabels }): void
+  labels(labels: HttpLabels): Counter.Internal
+  labels(method: string, route: string, statusCode: string, workerId: string): Counter.Internal
+}
+
+/** `http_request_duration_seconds` as an app writes to it: all four labels in every call. */
+export interface RequestHistogram
+  extends Omit<Histogram<HttpLabelName>, 'observe' | 'labels' | 'zero' | 'startTimer'> {
+  observe(labels: HttpLabels, value: number): void
+  observe(data: { labels: HttpLabels; value: number; exemplarLabels?: ExemplarLabels }): void
+  labels(labels: HttpLabels): Histogram.Internal<HttpLabelName>
+  labels(
+    method: string,
+    route: string,
+    statusCode: string,
+    workerId: string,
+  ): Histogram.Internal<HttpLabelName>
+  zero(labels: HttpLabels): void
+  /** Starts a timer for one series; its end observes the seconds elapsed. */
+  startTimer(labels: HttpLabels): () => number
+}
+
+/** The request metrics as `app.metrics.http` offers them. */
+export interface RequestMetrics {
+  requestsTotal: RequestCounter
+  requestDuration: RequestHistogram
+}
+
 export interface HttpMetrics {
-  requestsTotal: Counter<(typeof HTTP_LABEL_NAMES)[number]>
-  requestDuration: Histogram<(typeof HTTP_LABEL_NAMES)[number]>
+  requestsTotal: Counter<HttpLabelName>
+  requestDuration: Histogram<HttpLabelName>
   /** The native histograms of `requestDuration`'s series, when asked for. */
   native?: NativeHistogramStore
 }
@@ -38,8 +81,7 @@ export interface HttpMetrics {
 export interface HttpMetricsOptions {
   /**
    * Keep exemplars (a traced request's trace id), which prom-client renders in OpenMetrics only.
-   * With exemplars on, prom-client accepts only the object form of `inc` and `observe`
-   * (`{ labels, value, exemplarLabels }`), so they are off unless asked for.
+   * Off unless asked for; `inc` and `observe` take either call form either way.
    */
   exemplars?: boolean
   /** Also record each duration series into a native histogram with these settings. */
@@ -78,9 +120,34 @@ export function createHttpMetrics(
     requestDuration,
   }
   if (requestDuration instanceof NativeBackedHistogram) metrics.native = requestDuration.native
+  acceptBothForms(metrics.requestsTotal, 'inc', exemplars)
+  acceptBothForms(metrics.requestDuration, 'observe', exemplars)
   registry.registerMetric(metrics.requestsTotal)
   registry.registerMetric(metrics.requestDuration)
   return metrics
+}
+
+/**
+ * prom-client takes one call form per metric: with exemplars the object form alone, reading
+ * `inc(labels)` as an object without `labels` and so writing a series with no labels; without
+ * exemplars it refuses the object form. The metric's own method is wrapped to take either form
+ * and pass on the one its mode expects (one `in` check on the way).
+ */
+function acceptBothForms(metric: object, method: 'inc' | 'observe', exemplars: boolean): void {
+  const target = metric as Record<typeof method, (...args: unknown[]) => void>
+  const write = target[method]
+  target[method] = exemplars
+    ? function (this: unknown, first?: unknown, value?: unknown) {
+        write.call(this, isObjectForm(first) ? first : { labels: first, value })
+      }
+    : function (this: unknown, first?: unknown, value?: unknown) {
+        if (isObjectForm(first)) write.call(this, first.labels, first.value)
+        else write.call(this, first, value)
+      }
+}
+
+function isObjectForm(arg: unknown): arg is { labels?: unknown; value?: unknown } {
+  return typeof arg === 'object' && arg !== null && 'labels' in arg
 }
 
 /**

@@ -15,8 +15,8 @@ import {
   createHttpMetrics,
   createWorkerRegistry,
   DEFAULT_BUCKETS,
-  type HttpMetrics,
   REQUEST_DURATION,
+  type RequestMetrics,
 } from './http-metrics'
 import { type MetricsCollector, metricsRoute } from './metrics-route'
 import {
@@ -49,14 +49,15 @@ export interface MetricsPluginOptions {
   buckets?: readonly number[]
   /**
    * A request with a valid W3C `traceparent` header leaves its trace id as an exemplar on
-   * `http_requests_total` and `http_request_duration_seconds` (OpenMetrics only). Default true;
-   * with it, `metrics.http`'s `inc` / `observe` take prom-client's object form.
+   * `http_requests_total` and `http_request_duration_seconds` (OpenMetrics and protobuf).
+   * Default true. `metrics.http`'s `inc` / `observe` take either call form either way.
    */
   exemplars?: boolean
   /**
    * Also record every `http_request_duration_seconds` series into a Prometheus native histogram
    * (sparse exponential buckets, schema 3 and at most 160 buckets by default), which only the
-   * protobuf exposition carries; the classic buckets stay as they are. Default `false`.
+   * protobuf exposition carries; the classic buckets stay as they are. `true` for those
+   * defaults, or `{ schema, maxBuckets, zeroThreshold }`. Default `false`.
    */
   nativeHistograms?: NativeHistogramsOption
   /** Collect prom-client's process metrics into a registry this plugin creates (default true). */
@@ -79,7 +80,8 @@ export interface MetricsPluginOptions {
 export interface MetricsDecorator {
   registry: Registry
   workerId: string
-  http: HttpMetrics
+  /** The request counter and histogram, to write to from a route of your own. */
+  http: RequestMetrics
   /** What GET /metrics answers with, for a route of your own (e.g. on another port). */
   collect: MetricsCollector
   /**
