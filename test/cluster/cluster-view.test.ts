@@ -268,6 +268,41 @@ test('with registries of the app’s own, every series a worker contributes carr
   }
 })
 
+test('a family one worker types differently is left out of its part, counted in every scrape and logged once', async () => {
+  const warnings: Array<{ obj: object; msg: string }> = []
+  const workers = ['0', '1'].map((id) => {
+    const registry = createWorkerRegistry(id, false)
+    // As in a rolling deploy that turned a counter into a gauge: worker 1 runs the new code.
+    if (id === '0') new Counter({ name: 'jobs', help: 'Jobs.', registers: [registry] }).inc(5)
+    else new Gauge({ name: 'jobs', help: 'Jobs.', registers: [registry] }).set(7)
+    new Gauge({ name: 'queue_depth', help: 'Waiting.', registers: [registry] }).set(Number(id))
+    return new ClusterView({
+      registry,
+      workerId: id,
+      scope: 'test:1',
+      gatherTimeoutMs: 500,
+      paths: createSocketPaths(join(base, 'typed-apart')),
+      log: { info: () => {}, warn: (obj, msg) => warnings.push({ obj, msg }) },
+    })
+  })
+  for (const w of workers) await w.start()
+  try {
+    for (const format of ['prometheus', 'protobuf', 'openmetrics'] as const) {
+      const samples = gatheredSamples(await workers[0].gather(format))
+      assert.equal(samples.get('cluster_metrics_families_dropped{}')?.value, 1, format)
+      assert.equal(samples.has('jobs{worker_id="1"}'), false, format)
+      assert.equal(samples.get('queue_depth{worker_id="1"}')?.value, 1, format)
+    }
+    const dropped = warnings.filter((w) => w.msg.includes('another worker types it differently'))
+    assert.deepEqual(
+      dropped.map((w) => w.obj),
+      [{ family: 'jobs', worker_id: '1', type: 'gauge', family_type: 'counter' }],
+    )
+  } finally {
+    for (const w of workers) await w.close()
+  }
+})
+
 test('the expected workers are those with a link: a graceful stop leaves the set', async () => {
   const zero = view('0', 'membership')
   const one = view('1', 'membership')

@@ -172,6 +172,27 @@ test('a family without samples keeps its header, once', () => {
   )
 })
 
+test('a part typing a family differently has its samples left out, and the family is reported', () => {
+  const dropped: unknown[] = []
+  const merged = mergeExpositions(
+    [
+      { workerId: '0', text: lines('# HELP a A.', '# TYPE a gauge', 'a{w="0"} 1') },
+      {
+        workerId: '1',
+        text: lines('# HELP a A.', '# TYPE a counter', 'a{w="1"} 2', '# TYPE b gauge', 'b 3'),
+      },
+      { workerId: '2', text: lines('# TYPE a gauge', 'a{w="2"} 4') },
+    ],
+    'prometheus',
+    (one) => dropped.push(one),
+  )
+  assert.equal(
+    merged,
+    lines('# HELP a A.', '# TYPE a gauge', 'a{w="0"} 1', 'a{w="2"} 4', '', '# TYPE b gauge', 'b 3'),
+  )
+  assert.deepEqual(dropped, [{ workerId: '1', family: 'a', type: 'counter', familyType: 'gauge' }])
+})
+
 test('header-like text inside label values is a sample, not a header', () => {
   const merged = mergeExpositions(
     [

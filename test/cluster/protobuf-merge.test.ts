@@ -86,6 +86,25 @@ test("a part typing a family differently has that family's metrics left out", ()
   ])
 })
 
+test('each family a part leaves out is reported with the worker and both types', () => {
+  const dropped: unknown[] = []
+  mergeProtobuf(
+    [
+      { workerId: '0', bytes: encode([family('a', [gauge('0', 1)]), family('b', [])]) },
+      {
+        workerId: '1',
+        bytes: encode([
+          family('a', [{ label: [], counter: { value: 7 } }], METRIC_TYPE.COUNTER),
+          family('b', []),
+        ]),
+      },
+      { workerId: '2', bytes: encode([family('a', [gauge('2', 1)])]) },
+    ],
+    (one) => dropped.push(one),
+  )
+  assert.deepEqual(dropped, [{ workerId: '1', family: 'a', type: 'counter', familyType: 'gauge' }])
+})
+
 test('a family without metrics keeps its message; no parts is an empty answer', () => {
   const merged = mergeProtobuf([{ workerId: '0', bytes: encode([family('a', [])]) }])
   assert.deepEqual(decodeFamilies(merged), [{ name: 'a', help: 'a help', type: METRIC_TYPE.GAUGE }])

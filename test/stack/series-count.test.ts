@@ -1,7 +1,7 @@
 // docs/capacity.md's series-per-pod formula against a real /metrics of the PM2 app (5 workers):
 // after every worker has served each of T (method, route, status) combinations, one scrape holds
 //   W × T × (B + 4)   request series: per combination 1 counter + B buckets, +Inf, _sum, _count
-// + W + 5             the cluster view's own series (cluster_metrics_*)
+// + W + 6             the cluster view's own series (cluster_metrics_*)
 // + W × D             Node and process metrics, D per worker (measured here, reported)
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
@@ -67,7 +67,7 @@ test('request series: W × T × (B + 4)', () => {
 })
 
 test('the cluster view adds W + 5 series', () => {
-  assert.equal(series('cluster_metrics_').length, W + 5)
+  assert.equal(series('cluster_metrics_').length, W + 6)
   assert.equal(series('cluster_metrics_worker_up{').length, W)
 })
 

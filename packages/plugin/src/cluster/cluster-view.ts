@@ -8,9 +8,10 @@ import { Registry } from 'prom-client'
 import { CarriedMetrics } from './carried-metrics'
 import { DepartedWorkers } from './departed-workers'
 import {
+  type DroppedFamily,
   type Exposition,
   type ExpositionFormat,
-  mergeRendered,
+  RenderedMerge,
   type RenderedPart,
   renderRegistry,
   type TextFormat,
@@ -18,7 +19,7 @@ import {
 import { addGatherMetrics } from './gather-health'
 import type { NativeCarry } from './native-carry'
 import { UnsafeDirectoryError, type UnsafeReason } from './private-dir'
-import { ProblemLog } from './problem-log'
+import { KeyedProblemLog, ProblemLog } from './problem-log'
 import { fetchExposition, type WorkerExposition } from './snapshot-client'
 import { SnapshotServer } from './snapshot-server'
 import {
@@ -90,6 +91,8 @@ export class ClusterView {
   /** Why the socket directory is not trusted now; this worker then answers alone. */
   private untrusted: UnsafeReason | undefined
   private readonly healProblems: ProblemLog
+  /** Families a worker types otherwise than the others, logged once each. */
+  private readonly droppedFamilies: KeyedProblemLog<DroppedFamily>
   private readonly probe: LivenessProbe
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
   private readonly gathering = new Map<ExpositionFormat, Promise<GatherResult>>()
@@ -103,6 +106,19 @@ export class ClusterView {
     const { workerId, paths } = options
     checkWorkerId(workerId)
     this.healProblems = new ProblemLog((err) => options.onError?.(err))
+    this.droppedFamilies = new KeyedProblemLog(
+      (dropped) => dropped.family,
+      (dropped) =>
+        (options.log ?? quietLog).warn(
+          {
+            family: dropped.family,
+            worker_id: dropped.workerId,
+            type: dropped.type,
+            family_type: dropped.familyType,
+          },
+          'left a worker’s metric family out of the scrape: another worker types it differently',
+        ),
+    )
     this.probe = new LivenessProbe(paths.dir)
     this.socketPath = paths.ownSocket(workerId, this.instance)
     this.server = new SnapshotServer(
@@ -242,6 +258,12 @@ export class ClusterView {
 
     const answered = parts.map((part) => part.workerId)
     const durationMs = performance.now() - started
+    // In a directory others may write to, a handover is no worker's either.
+    const left = untrusted === undefined ? await this.departedParts(expected, format) : []
+    const dropped: DroppedFamily[] = []
+    const merge = new RenderedMerge(format, (one) => dropped.push(one))
+    for (const part of [...parts, ...left]) merge.add(part)
+    this.droppedFamilies.round(dropped)
     const health = new Registry()
     addGatherMetrics(health, {
       expected: expected.filter((id) => !departed.has(id)),
@@ -249,11 +271,10 @@ export class ClusterView {
       untrusted,
       durationSeconds: durationMs / 1000,
       timeoutSeconds: budgetMs / 1000,
+      familiesDropped: dropped.length,
     })
-    // In a directory others may write to, a handover is no worker's either.
-    const left = untrusted === undefined ? await this.departedParts(expected, format) : []
-    const own = { workerId: '', body: await renderRegistry(health, format) }
-    const text = mergeRendered([...parts, ...left, own], format)
+    merge.add({ workerId: '', body: await renderRegistry(health, format) })
+    const text = merge.finish()
     return { text, expected, answered, durationMs }
   }
 

@@ -2,7 +2,9 @@
 // every worker's samples of that family, no parsing of samples beyond finding line ends), and
 // protobuf by family too, without decoding values (protobuf/merge.ts).
 import type { Exposition, ExpositionFormat, TextFormat } from './exposition-format'
-import { mergeProtobuf } from './protobuf/merge'
+import { type OnDropped, ProtobufMerge } from './protobuf/merge'
+
+export type { DroppedFamily, OnDropped } from './protobuf/merge'
 
 /** One worker's registry rendered in a text format (see renderRegistry). */
 export interface ExpositionPart {
@@ -20,14 +22,32 @@ export interface RenderedPart {
 export function mergeRendered(
   parts: ReadonlyArray<RenderedPart>,
   format: ExpositionFormat,
+  onDropped?: OnDropped,
 ): Exposition {
-  if (format === 'protobuf') {
-    return mergeProtobuf(parts.map((part) => ({ workerId: part.workerId, bytes: bytesOf(part) })))
+  const merge = new RenderedMerge(format, onDropped)
+  for (const part of parts) merge.add(part)
+  return merge.finish()
+}
+
+/** mergeRendered a part at a time, so that a last part can depend on what the others dropped. */
+export class RenderedMerge {
+  private readonly protobuf: ProtobufMerge | undefined
+  private readonly text: TextMerge | undefined
+
+  constructor(format: ExpositionFormat, onDropped?: OnDropped) {
+    if (format === 'protobuf') this.protobuf = new ProtobufMerge(onDropped)
+    else this.text = new TextMerge(format, onDropped)
   }
-  return mergeExpositions(
-    parts.map((part) => ({ workerId: part.workerId, text: textOf(part) })),
-    format,
-  )
+
+  add(part: RenderedPart): void {
+    if (this.protobuf !== undefined) {
+      this.protobuf.add({ workerId: part.workerId, bytes: bytesOf(part) })
+    } else this.text?.add({ workerId: part.workerId, text: textOf(part) })
+  }
+
+  finish(): Exposition {
+    return this.protobuf?.finish() ?? (this.text as TextMerge).finish()
+  }
 }
 
 function bytesOf(part: RenderedPart): Uint8Array {
@@ -61,36 +81,62 @@ const HASH = 35 // '#'
  *
  * Parts are used in the order given, at most one per worker id (the first), so two processes
  * of one worker during a reload never both appear. A part whose `# TYPE` for a family differs
- * from the first one's has its samples of that family left out: one family cannot hold both.
+ * from the first one's has its samples of that family left out (one family cannot hold both),
+ * and `onDropped` is told.
  * Comments other than HELP/TYPE/UNIT, blank lines and each part's `# EOF` are dropped; the
  * OpenMetrics answer ends with a single `# EOF`. Extra series such as the gather's own health
  * are merged by passing their rendered text as one more part.
  */
-export function mergeExpositions(parts: ReadonlyArray<ExpositionPart>, format: TextFormat): string {
-  const families = new Map<string, Family>()
-  const seenWorkers = new Set<string>()
-  for (const part of parts) {
-    if (seenWorkers.has(part.workerId)) continue
-    seenWorkers.add(part.workerId)
-    collectPart(part.text, families)
+export function mergeExpositions(
+  parts: ReadonlyArray<ExpositionPart>,
+  format: TextFormat,
+  onDropped?: OnDropped,
+): string {
+  const merge = new TextMerge(format, onDropped)
+  for (const part of parts) merge.add(part)
+  return merge.finish()
+}
+
+/** mergeExpositions a part at a time. */
+export class TextMerge {
+  private readonly families = new Map<string, Family>()
+  private readonly seenWorkers = new Set<string>()
+
+  constructor(
+    private readonly format: TextFormat,
+    private readonly onDropped?: OnDropped,
+  ) {}
+
+  add(part: ExpositionPart): void {
+    if (this.seenWorkers.has(part.workerId)) return
+    this.seenWorkers.add(part.workerId)
+    collectPart(part, this.families, this.onDropped)
   }
-  const blocks: string[] = []
-  for (const family of families.values()) {
-    const lines: string[] = []
-    if (family.help !== undefined) lines.push(family.help)
-    if (family.type !== undefined) lines.push(family.type)
-    if (family.unit !== undefined) lines.push(family.unit)
-    for (const run of family.samples) lines.push(run)
-    blocks.push(lines.join('\n'))
+
+  finish(): string {
+    const blocks: string[] = []
+    for (const family of this.families.values()) {
+      const lines: string[] = []
+      if (family.help !== undefined) lines.push(family.help)
+      if (family.type !== undefined) lines.push(family.type)
+      if (family.unit !== undefined) lines.push(family.unit)
+      for (const run of family.samples) lines.push(run)
+      blocks.push(lines.join('\n'))
+    }
+    if (this.format === 'openmetrics')
+      return blocks.length === 0 ? '# EOF\n' : `${blocks.join('\n')}\n# EOF\n`
+    // The text format's blank line between families, as prom-client renders it.
+    return blocks.length === 0 ? '' : `${blocks.join('\n\n')}\n`
   }
-  if (format === 'openmetrics')
-    return blocks.length === 0 ? '# EOF\n' : `${blocks.join('\n')}\n# EOF\n`
-  // The text format's blank line between families, as prom-client renders it.
-  return blocks.length === 0 ? '' : `${blocks.join('\n\n')}\n`
 }
 
 /** Adds one part's headers and sample runs to `families`: one pass over its lines. */
-function collectPart(text: string, families: Map<string, Family>): void {
+function collectPart(
+  part: ExpositionPart,
+  families: Map<string, Family>,
+  onDropped: OnDropped | undefined,
+): void {
+  const { text } = part
   let family: Family | undefined
   let familyName: string | undefined
   let keepSamples = true
@@ -129,12 +175,25 @@ function collectPart(text: string, families: Map<string, Family>): void {
         }
         const current = family as Family
         if (current[kind] === undefined) current[kind] = line
-        else if (kind === 'type' && current.type !== line) keepSamples = false
+        else if (kind === 'type' && current.type !== line && keepSamples) {
+          keepSamples = false
+          onDropped?.({
+            workerId: part.workerId,
+            family: name,
+            type: typeOf(line),
+            familyType: typeOf(current.type ?? ''),
+          })
+        }
       }
     }
     lineStart = lineEnd + 1
   }
   flushRun()
+}
+
+/** The type a `# TYPE name type` line names. */
+function typeOf(line: string): string {
+  return line.slice(line.lastIndexOf(' ') + 1)
 }
 
 function headerKind(line: string): 'help' | 'type' | 'unit' | undefined {

@@ -9,9 +9,12 @@ export {
   type TextFormat,
 } from './exposition-format'
 export {
+  type DroppedFamily,
   type ExpositionPart,
   mergeExpositions,
   mergeRendered,
+  type OnDropped,
+  RenderedMerge,
   type RenderedPart,
 } from './exposition-merge'
 export { type RenderOptions, renderRegistry } from './exposition-render'

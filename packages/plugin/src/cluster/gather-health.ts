@@ -11,6 +11,8 @@ export interface GatherReport {
   timeoutSeconds: number
   /** Why the socket directory is not trusted, if it is not: the worker then answered alone. */
   untrusted?: UnsafeReason
+  /** Families of one worker left out of the merge: typed otherwise than the first worker's. */
+  familiesDropped?: number
 }
 
 /**
@@ -40,6 +42,13 @@ export function addGatherMetrics(registry: Registry, report: GatherReport): void
     'cluster_metrics_gather_timeout_seconds',
     'Deadline the gather ran under for this scrape.',
     report.timeoutSeconds,
+  )
+  // A gauge of this scrape, not a counter: a count kept by each answering worker would go up
+  // and down as scrapes land on one worker or another.
+  gauge(
+    'cluster_metrics_families_dropped',
+    'Metric families of a worker left out of this scrape because another worker types them differently (as during a rolling deploy that changes a type).',
+    report.familiesDropped ?? 0,
   )
   gauge(
     'cluster_metrics_socket_dir_private',

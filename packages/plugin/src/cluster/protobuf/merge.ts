@@ -16,32 +16,90 @@ interface Family {
   size: number
 }
 
+/** One worker's samples of one family, left out of a merge: its type is not the family's. */
+export interface DroppedFamily {
+  readonly workerId: string
+  readonly family: string
+  /** The type this worker gave the family, and the one the merged family has. */
+  readonly type: string
+  readonly familyType: string
+}
+
+/** Told of each family a part has left out of a merge. */
+export type OnDropped = (dropped: DroppedFamily) => void
+
+/** io.prometheus.client.MetricType's names, for logs. */
+const TYPE_NAMES = ['counter', 'gauge', 'summary', 'untyped', 'histogram', 'gaugehistogram']
+
 /**
  * Merges delimited expositions into one, with the rules of mergeExpositions: families in
  * first-seen order, each one message holding the first part's message (its name, help, type
  * and metrics) followed by every later part's metrics of that family; parts in the order
  * given, at most one per worker id (the first); a part whose type for a family differs from
- * the first one's has that family's metrics left out. A part that is not well-formed is left
- * out whole (the sibling client refuses such an answer before it gets here).
+ * the first one's has that family's metrics left out, and `onDropped` is told. A part that is
+ * not well-formed is left out whole (the sibling client refuses such an answer before it gets
+ * here).
  */
-export function mergeProtobuf(parts: ReadonlyArray<ProtobufPart>): Buffer {
-  const families = new Map<string, Family>()
-  const seenWorkers = new Set<string>()
-  for (const part of parts) {
-    if (seenWorkers.has(part.workerId)) continue
-    seenWorkers.add(part.workerId)
+export function mergeProtobuf(parts: ReadonlyArray<ProtobufPart>, onDropped?: OnDropped): Buffer {
+  const merge = new ProtobufMerge(onDropped)
+  for (const part of parts) merge.add(part)
+  return merge.finish()
+}
+
+/** mergeProtobuf a part at a time, so that a last part can depend on what the others dropped. */
+export class ProtobufMerge {
+  private readonly families = new Map<string, Family>()
+  private readonly seenWorkers = new Set<string>()
+
+  constructor(private readonly onDropped?: OnDropped) {}
+
+  add(part: ProtobufPart): void {
+    if (this.seenWorkers.has(part.workerId)) return
+    this.seenWorkers.add(part.workerId)
     const heads = headsOf(part.bytes)
-    if (heads !== undefined) for (const head of heads) addFamily(head, families)
+    if (heads !== undefined) for (const head of heads) this.addFamily(part.workerId, head)
   }
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (const family of families.values()) {
-    const prefix = varint(family.size)
-    chunks.push(prefix)
-    for (const chunk of family.chunks) chunks.push(chunk)
-    total += prefix.length + family.size
+
+  finish(): Buffer {
+    const chunks: Uint8Array[] = []
+    let total = 0
+    for (const family of this.families.values()) {
+      const prefix = varint(family.size)
+      chunks.push(prefix)
+      for (const chunk of family.chunks) chunks.push(chunk)
+      total += prefix.length + family.size
+    }
+    return Buffer.concat(chunks, total)
   }
-  return Buffer.concat(chunks, total)
+
+  private addFamily(workerId: string, head: FamilyHead): void {
+    const family = this.families.get(head.name)
+    if (family === undefined) {
+      this.families.set(head.name, {
+        type: head.type,
+        chunks: [head.message],
+        size: head.message.length,
+      })
+      return
+    }
+    if (family.type !== head.type) {
+      this.onDropped?.({
+        workerId,
+        family: head.name,
+        type: typeName(head.type),
+        familyType: typeName(family.type),
+      })
+      return
+    }
+    for (const [start, end] of head.metrics) {
+      family.chunks.push(head.message.subarray(start, end))
+      family.size += end - start
+    }
+  }
+}
+
+function typeName(type: number): string {
+  return TYPE_NAMES[type] ?? `type ${type}`
 }
 
 function headsOf(bytes: Uint8Array): FamilyHead[] | undefined {
@@ -50,18 +108,5 @@ function headsOf(bytes: Uint8Array): FamilyHead[] | undefined {
   } catch (err) {
     if (err instanceof MalformedProtobufError) return undefined
     throw err
-  }
-}
-
-function addFamily(head: FamilyHead, families: Map<string, Family>): void {
-  const family = families.get(head.name)
-  if (family === undefined) {
-    families.set(head.name, { type: head.type, chunks: [head.message], size: head.message.length })
-    return
-  }
-  if (family.type !== head.type) return
-  for (const [start, end] of head.metrics) {
-    family.chunks.push(head.message.subarray(start, end))
-    family.size += end - start
   }
 }
