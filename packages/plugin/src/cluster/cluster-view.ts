@@ -260,7 +260,7 @@ export class ClusterView {
   /** This worker's registry in `format`, for its own part and for its siblings. */
   private renderOwn(format: ExpositionFormat): Promise<Exposition> {
     return renderRegistry(this.options.registry, format, {
-      nativeFor: this.options.native?.nativeFor,
+      nativeSnapshot: this.options.native?.snapshot,
     })
   }
 
