@@ -27,9 +27,7 @@ function nativeView(workerId: string, dir: string) {
   const http = createHttpMetrics(registry, [0.1, 1], { native: { schema: 3 } })
   const store = http.native
   assert.ok(store)
-  const carry = nativeCarry('http_request_duration_seconds', store, (name, labels) =>
-    name === 'http_request_duration_seconds' ? store.snapshotFor(labels) : undefined,
-  )
+  const carry = nativeCarry('http_request_duration_seconds', store)
   const view = new ClusterView({
     registry,
     workerId,
@@ -145,4 +143,103 @@ test('a worker that left for good is served with its native histogram until a su
   } finally {
     await zero.view.close()
   }
+})
+
+/** A process of worker `workerId` with native histograms off. */
+function classicView(workerId: string, dir: string) {
+  const registry = createWorkerRegistry(workerId, false)
+  const http = createHttpMetrics(registry, [0.1, 1], {})
+  const view = new ClusterView({
+    registry,
+    workerId,
+    scope: 'test:1',
+    gatherTimeoutMs: 1000,
+    paths: createSocketPaths(join(base, dir)),
+  })
+  const observe = (labels: Record<string, string>, ...seconds: number[]) => {
+    for (const s of seconds) http.requestDuration.observe({ ...labels, worker_id: workerId }, s)
+  }
+  return { view, observe }
+}
+
+test('a worker that left without native histograms is served by a sibling with them: a native histogram of every series, of its classic count', async () => {
+  const zero = nativeView('0', 'left-c')
+  const leaving = classicView('1', 'left-c')
+  await zero.view.start()
+  await leaving.view.start()
+  try {
+    leaving.observe(LABELS, 0.05, 0.3, 0.31, 4)
+    leaving.observe({ ...LABELS, method: 'POST' }, 0.02)
+    await leaving.view.close()
+    const { text } = await zero.view.gather('protobuf')
+    assert.ok(text instanceof Uint8Array)
+    const family = decodeFamilies(text).find((f) => f.name === 'http_request_duration_seconds')
+    const departed = (family?.metric ?? []).filter((m) =>
+      m.label?.some((l) => l.name === 'worker_id' && l.value === '1'),
+    )
+    assert.equal(departed.length, 2)
+    const counts = departed.map((m) => m.histogram?.sample_count).sort()
+    assert.deepEqual(counts, [1, 4])
+    for (const metric of departed) {
+      const h = metric.histogram as DecodedHistogram
+      assert.equal(h.schema, 3, 'the native fields are sent')
+      const inBuckets = [...bucketsOf(h).values()].reduce((a, b) => a + b, h.zero_count ?? 0)
+      assert.equal(inBuckets, h.sample_count)
+    }
+    const get = departed.find((m) => m.histogram?.sample_count === 4)?.histogram
+    // Each classic bucket's observations in the native bucket of its bound; those above the
+    // largest bound (4) in the bucket above it. Indexes at schema 3: 2^((i-1)/8) < v ≤ 2^(i/8).
+    assert.deepEqual(
+      [...bucketsOf(get as DecodedHistogram).entries()].sort((a, b) => a[0] - b[0]),
+      [
+        [-26, 1], // 0.05, in (0, 0.1]: 2^(-27/8) ≈ 0.0992 < 0.1 ≤ 2^(-26/8) ≈ 0.105
+        [0, 2], // 0.3 and 0.31, in (0.1, 1]: 1 = 2^0
+        [1, 1], // 4, above 1: 1 < v ≤ 2^(1/8)
+      ],
+    )
+  } finally {
+    await zero.view.close()
+  }
+})
+
+test('a handover’s native histogram that holds fewer observations than its classic series is made from the classic buckets', () => {
+  const registry = createWorkerRegistry('1', false)
+  const http = createHttpMetrics(registry, [0.1, 1], { native: { schema: 3 } })
+  assert.ok(http.native)
+  const carry = nativeCarry('http_request_duration_seconds', http.native)
+  const labels = { method: 'GET', route: '/', status_code: '200' }
+  const bucket = (le: string, value: number) => ({
+    metricName: 'http_request_duration_seconds_bucket',
+    labels: { ...labels, le },
+    value,
+  })
+  const families = [
+    {
+      name: 'http_request_duration_seconds',
+      type: 'histogram' as const,
+      values: [
+        bucket('0.1', 0),
+        bucket('1', 3),
+        bucket('+Inf', 3),
+        { metricName: 'http_request_duration_seconds_sum', labels, value: 1.5 },
+        { metricName: 'http_request_duration_seconds_count', labels, value: 3 },
+      ],
+    },
+  ]
+  // Two of the three observations (a process whose native half started later).
+  const state = {
+    schema: 3,
+    zeroThreshold: 0,
+    zeroCount: 0,
+    count: 2,
+    sum: 1,
+    positive: { '-8': 2 },
+    negative: {},
+  }
+  const dropped = carry.add([{ name: 'http_request_duration_seconds', labels, state }], families)
+  assert.equal(dropped, 1)
+  const [carried] = carry.states()
+  assert.equal(carried.state.count, 3)
+  assert.equal(carried.state.sum, 1.5)
+  assert.deepEqual(carried.state.positive, { '0': 3 }) // all three in the bucket of the bound 1
 })

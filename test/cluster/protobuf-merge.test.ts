@@ -274,3 +274,35 @@ test('random families split across random parts merge to their union', () => {
     { numRuns: 300 },
   )
 })
+
+test('a histogram family’s metrics without native fields come before those with them, each kind in part order', () => {
+  const classic = (worker: string) => ({
+    label: [{ name: 'worker_id', value: worker }],
+    histogram: {
+      sample_count: 2,
+      sample_sum: 0.5,
+      bucket: [{ cumulative_count: 2, upper_bound: 1 }],
+    },
+  })
+  const native = (worker: string) => ({
+    label: [{ name: 'worker_id', value: worker }],
+    histogram: {
+      ...classic(worker).histogram,
+      schema: 3,
+      zero_threshold: 2 ** -128,
+      positive_span: [{ offset: -8, length: 1 }],
+      positive_delta: [2],
+    },
+  })
+  const h = (metric: DecodedFamily['metric']) => family('h', metric, METRIC_TYPE.HISTOGRAM)
+  // While a reload switches native histograms on: worker 0 restarted with them, 1 and 2 not yet.
+  const merged = mergeProtobuf([
+    { workerId: '0', bytes: encode([h([native('0')]), family('g', [gauge('0', 1)])]) },
+    { workerId: '1', bytes: encode([h([classic('1')])]) },
+    { workerId: '2', bytes: encode([h([native('2a'), classic('2b')])]) },
+  ])
+  assert.deepEqual(decodeFamilies(merged), [
+    h([classic('1'), classic('2b'), native('0'), native('2a')]),
+    family('g', [gauge('0', 1)]),
+  ])
+})

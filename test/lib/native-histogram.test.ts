@@ -793,3 +793,42 @@ test('the newest exemplar stays, with its timestamp, also across a merge', () =>
   assert.equal(a.snapshot().exemplars, undefined)
   assert.equal(a.count, 0)
 })
+
+test('a histogram made from classic buckets keeps their count and sum, each bucket at its bound', () => {
+  // Classic bounds -1, 0, 0.5, 2 with 1, 2, 0, 3 observations in their buckets, and 4 above 2.
+  const cumulative = [
+    { upperBound: -1, cumulative: 1 },
+    { upperBound: 0, cumulative: 3 },
+    { upperBound: 0.5, cumulative: 3 },
+    { upperBound: 2, cumulative: 6 },
+    { upperBound: Number.POSITIVE_INFINITY, cumulative: 10 },
+  ]
+  const histogram = NativeHistogram.fromClassic(cumulative, 10, 31.5, { schema: 0 })
+  assert.equal(histogram.count, 10)
+  assert.equal(histogram.sum, 31.5)
+  assert.equal(histogram.zeroCount, 2) // the bucket of bound 0
+  // Schema 0: bucket i holds (2^(i−1), 2^i]. -1 is bucket 0 of the negative side; 2 is bucket 1,
+  // and what lies above 2 is placed one bucket higher, (2, 4].
+  assert.deepEqual([...histogram.negative], [[0, 1]])
+  assert.deepEqual(
+    [...histogram.positive].sort((a, b) => a[0] - b[0]),
+    [
+      [1, 3],
+      [2, 4],
+    ],
+  )
+})
+
+test('a histogram made from classic buckets whose largest bound is not positive puts what lies above it in the zero bucket', () => {
+  const histogram = NativeHistogram.fromClassic(
+    [
+      { upperBound: -1, cumulative: 2 },
+      { upperBound: Number.POSITIVE_INFINITY, cumulative: 5 },
+    ],
+    5,
+    -1,
+  )
+  assert.equal(histogram.zeroCount, 3)
+  assert.equal(histogram.negative.size, 1)
+  assert.equal(histogram.positive.size, 0)
+})

@@ -285,7 +285,7 @@ export class ClusterView {
    */
   private renderOwn(format: ExpositionFormat): Promise<Exposition> {
     return renderRegistry(this.options.registry, format, {
-      nativeFor: this.options.native?.nativeFor,
+      nativeSnapshot: this.options.native?.snapshot,
       defaultLabels: { worker_id: this.options.workerId },
     })
   }

@@ -137,9 +137,9 @@ export class DepartedWorkers {
         'left series out of a departed worker’s handover that this process’ metrics no longer define',
       )
     }
-    // A series whose native histogram is missing or left out is sent with classic buckets
-    // alone: the renderer sends native fields only where their count is the classic count.
-    const native = this.options.native?.detached(handover.native ?? [])
+    // A series whose native histogram is missing or left out has one made from its classic
+    // buckets: Prometheus refuses a family that mixes native and classic-only series.
+    const native = this.options.native?.detached(handover.native ?? [], handover.families)
     if (native !== undefined && native.dropped > 0) {
       this.options.log.warn(
         { worker_id: workerId, dropped: native.dropped },

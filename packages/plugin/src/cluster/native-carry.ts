@@ -3,6 +3,7 @@
 // id with the classic values, and added to by a successor. The plugin implements it; the
 // cluster code knows no plugin.
 import type { NativeHistogramState } from '../lib/native-histogram'
+import type { CarriedFamily } from './carried-metrics'
 import type { NativeFor } from './protobuf/render'
 
 /** One series' native histogram in a handover. */
@@ -15,14 +16,26 @@ export interface NativeSeries {
 }
 
 export interface NativeCarry {
-  nativeFor: NativeFor
+  /**
+   * The native histograms as they are now: called in the same tick as the registry's values
+   * are read, so that a render's native and classic values describe the same observations.
+   */
+  snapshot(): NativeFor
   /** Every native histogram's contents, to hand to a successor. */
   states(): NativeSeries[]
-  /** Adds a predecessor's histograms; returns how many were left out (not valid, unknown). */
-  add(series: readonly NativeSeries[]): number
+  /**
+   * Adds a predecessor's histograms, so that each classic series carried from `families` has a
+   * native histogram of exactly its observations (made from its classic buckets where the
+   * handover has none that fits); returns how many of `series` were left out.
+   */
+  add(series: readonly NativeSeries[], families: readonly CarriedFamily[]): number
   /**
    * The native fields of a worker that left, from its handover alone (this worker's own
-   * histograms untouched), and how many of its series were left out.
+   * histograms untouched), completed from its classic families as `add` does, and how many of
+   * its series were left out.
    */
-  detached(series: readonly NativeSeries[]): { nativeFor: NativeFor; dropped: number }
+  detached(
+    series: readonly NativeSeries[],
+    families: readonly CarriedFamily[],
+  ): { nativeFor: NativeFor; dropped: number }
 }

@@ -234,7 +234,7 @@ export class Succession {
     }
     if (handover !== undefined) {
       const { dropped, reasons } = this.options.carried.add(handover.families)
-      const nativeDropped = this.options.native?.add(handover.native ?? []) ?? 0
+      const nativeDropped = this.options.native?.add(handover.native ?? [], handover.families) ?? 0
       if (nativeDropped > 0) {
         this.options.log.warn(
           { from: handover.pid, dropped: nativeDropped },

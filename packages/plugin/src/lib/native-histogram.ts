@@ -327,14 +327,67 @@ export class NativeHistogram {
       this.zeroCount += 1
       return
     }
-    const index = bucketIndex(value, this.schema)
+    this.addToBucket(buckets, bucketIndex(value, this.schema), 1)
+  }
+
+  private addToBucket(buckets: Map<number, number>, index: number, times: number): void {
     const count = buckets.get(index)
     if (count !== undefined) {
-      buckets.set(index, count + 1)
+      buckets.set(index, count + times)
       return
     }
-    buckets.set(index, 1)
+    buckets.set(index, times)
     if (this.positive.size + this.negative.size > this.maxBuckets) this.limitBuckets()
+  }
+
+  /**
+   * A histogram configured by `options` approximating a classic histogram's observations, for
+   * a series whose earlier observations were recorded in classic buckets alone. Count and sum
+   * are the classic ones exactly; each classic bucket's observations are placed in the native
+   * bucket holding its upper bound (the zero bucket for a bound within the zero threshold),
+   * and those above the largest finite bound in the native bucket just above it (the zero
+   * bucket if that bound is not positive): as classic quantiles, which never go past the
+   * largest finite bound. `buckets` are cumulative, as a classic histogram exposes them;
+   * observations above the last bound given count as above the largest finite bound.
+   */
+  static fromClassic(
+    buckets: ReadonlyArray<{ upperBound: number; cumulative: number }>,
+    count: number,
+    sum: number,
+    options: NativeHistogramOptions = {},
+  ): NativeHistogram {
+    const histogram = new NativeHistogram(options)
+    const finite = buckets
+      .filter((bucket) => Number.isFinite(bucket.upperBound))
+      .sort((a, b) => a.upperBound - b.upperBound)
+    let below = 0
+    for (const { upperBound, cumulative } of finite) {
+      const times = cumulative - below
+      if (times <= 0) continue
+      below = cumulative
+      histogram.placeAt(upperBound, times)
+    }
+    const above = count - below
+    if (above > 0) {
+      const largest = finite.length === 0 ? 0 : finite[finite.length - 1].upperBound
+      if (largest > histogram.zeroThreshold) {
+        // Indexed after the finite buckets: a halving on the way has set the schema.
+        const index = bucketIndex(largest, histogram.schema) + 1
+        histogram.addToBucket(histogram.positive, index, above)
+      } else histogram.zeroCount += above
+    }
+    histogram.count = count
+    histogram.sum = sum
+    return histogram
+  }
+
+  /** `times` observations of `value` in its bucket, count and sum untouched. */
+  private placeAt(value: number, times: number): void {
+    if (value > this.zeroThreshold) {
+      this.addToBucket(this.positive, bucketIndex(value, this.schema), times)
+    } else if (value < -this.zeroThreshold) {
+      this.addToBucket(this.negative, bucketIndex(value, this.schema), times)
+    } else this.zeroCount += times
   }
 
   /** An observation of a traced request: also kept as the histogram's newest exemplar. */

@@ -135,9 +135,7 @@ async function plugin(fastify: FastifyInstance, options: MetricsPluginOptions) {
           workerId,
           identity.appName,
           cluster === true ? {} : cluster,
-          http.native === undefined
-            ? undefined
-            : nativeCarry(REQUEST_DURATION, http.native, nativeFor),
+          http.native === undefined ? undefined : nativeCarry(REQUEST_DURATION, http.native),
         )
   const collect: MetricsCollector =
     wiring?.collect ?? options.collect ?? ((scrape) => renderRegistry(registry, scrape.format))

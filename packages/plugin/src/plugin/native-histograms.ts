@@ -4,8 +4,8 @@
 // always describe the same observations (their count and sum agree). Only the protobuf
 // exposition carries native histograms; the text formats never show them.
 import { Histogram, type HistogramConfiguration, type LabelValues } from 'prom-client'
+import type { CarriedFamily } from '../cluster/carried-metrics'
 import type { NativeCarry, NativeSeries } from '../cluster/native-carry'
-import type { NativeFor } from '../cluster/protobuf/render'
 import {
   NativeHistogram,
   type NativeHistogramOptions,
@@ -81,6 +81,22 @@ export class NativeHistogramStore {
   /** What the exposition shows for a rendered series, or `undefined` if it has no histogram. */
   snapshotFor(labels: Readonly<Record<string, string>>): NativeHistogramSnapshot | undefined {
     return this.byKey.get(this.keyOf(labels))?.snapshot()
+  }
+
+  /**
+   * What the exposition shows for each series at this moment, to render with classic values
+   * read in the same tick: no observation can fall between the two.
+   */
+  snapshotNow(): (labels: Readonly<Record<string, string>>) => NativeHistogramSnapshot | undefined {
+    const snapshots = new Map<string, NativeHistogramSnapshot>()
+    for (const [key, histogram] of this.byKey) snapshots.set(key, histogram.snapshot())
+    return (labels) => snapshots.get(this.keyOf(labels))
+  }
+
+  /** Adds a classic series' observations, approximated (NativeHistogram.fromClassic). */
+  addClassic(labels: Readonly<Record<string, string | number>>, classic: ClassicSeries): void {
+    const { buckets, count, sum } = classic
+    this.histogramFor(labels).add(NativeHistogram.fromClassic(buckets, count, sum, this.options))
   }
 
   /** Each histogram's label values (by the metric's label names) and contents. */
@@ -226,18 +242,17 @@ export class NativeRequestSeries extends RequestSeries {
 }
 
 /** The store as the cluster view carries it across a worker's processes. */
-export function nativeCarry(
-  name: string,
-  store: NativeHistogramStore,
-  nativeFor: NativeFor,
-): NativeCarry {
+export function nativeCarry(name: string, store: NativeHistogramStore): NativeCarry {
   return {
-    nativeFor,
+    snapshot: () => {
+      const snapshotFor = store.snapshotNow()
+      return (metricName, labels) => (metricName === name ? snapshotFor(labels) : undefined)
+    },
     states: () => store.states().map((entry) => ({ name, ...entry })),
-    add: (series) => addSeries(name, store, series),
-    detached: (series) => {
+    add: (series, families) => addSeries(name, store, series, families),
+    detached: (series, families) => {
       const departed = store.emptyCopy()
-      const dropped = addSeries(name, departed, series)
+      const dropped = addSeries(name, departed, series, families)
       return {
         nativeFor: (metricName, labels) =>
           metricName === name ? departed.snapshotFor(labels) : undefined,
@@ -247,16 +262,73 @@ export function nativeCarry(
   }
 }
 
-/** Adds each of `series` to `store`; returns how many were left out (not valid, unknown). */
-function addSeries(name: string, store: NativeHistogramStore, series: readonly NativeSeries[]) {
+/** A classic histogram series of a handover: cumulative buckets, count and sum. */
+export interface ClassicSeries {
+  labels: Labels
+  buckets: Array<{ upperBound: number; cumulative: number }>
+  count: number
+  sum: number
+}
+
+/**
+ * Adds a predecessor's native histograms to `store` so that every classic series of `name` it
+ * carries has one holding exactly its observations: a series' native histogram is taken if its
+ * count is the classic count, and otherwise (none, as from a process without native
+ * histograms; fewer or more observations; not valid) made from the classic buckets. Returns
+ * how many native histograms were left out.
+ */
+function addSeries(
+  name: string,
+  store: NativeHistogramStore,
+  series: readonly NativeSeries[],
+  families: readonly CarriedFamily[],
+): number {
+  const classic = classicSeries(name, store, families)
+  const continued = new Set<string>()
   let dropped = 0
   for (const entry of series) {
+    const key = entry.name === name ? store.keyOf(entry.labels) : undefined
+    const count = key === undefined ? undefined : classic.get(key)?.count
+    const state = entry.state as { count?: unknown }
+    if (key === undefined || continued.has(key) || state.count !== count) {
+      dropped++
+      continue
+    }
     try {
-      if (entry.name !== name) throw new TypeError(`${entry.name} has none here`)
       store.addState(entry.labels, entry.state)
+      continued.add(key)
     } catch {
       dropped++
     }
   }
+  for (const [key, one] of classic) if (!continued.has(key)) store.addClassic(one.labels, one)
   return dropped
+}
+
+/** The classic series of histogram `name` in `families`, by the store's key of their labels. */
+function classicSeries(
+  name: string,
+  store: NativeHistogramStore,
+  families: readonly CarriedFamily[],
+): Map<string, ClassicSeries> {
+  const bySeries = new Map<string, ClassicSeries>()
+  const family = families.find((f) => f.name === name && f.type === 'histogram')
+  for (const value of family?.values ?? []) {
+    const key = store.keyOf(value.labels)
+    let one = bySeries.get(key)
+    if (one === undefined) {
+      one = { labels: value.labels, buckets: [], count: 0, sum: 0 }
+      bySeries.set(key, one)
+    }
+    if (value.metricName === `${name}_count`) one.count = value.value
+    else if (value.metricName === `${name}_sum`) one.sum = value.value
+    else if (value.metricName === `${name}_bucket`) {
+      const le = value.labels.le
+      one.buckets.push({
+        upperBound: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le),
+        cumulative: value.value,
+      })
+    }
+  }
+  return bySeries
 }

@@ -1,7 +1,14 @@
 // Merges workers' protobuf expositions without decoding a value: each family's first message
 // whole, followed by the later parts' `metric` fields. Protobuf merges a repeated field by
 // appending, so the result reads as one family holding every worker's metrics.
-import { type FamilyHead, MalformedProtobufError, readFamilies, varint } from './wire'
+import { METRIC_TYPE } from './metrics-schema'
+import {
+  type FamilyHead,
+  hasNativeHistogram,
+  MalformedProtobufError,
+  readFamilies,
+  varint,
+} from './wire'
 
 /** One worker's registry rendered as delimited MetricFamily messages. */
 export interface ProtobufPart {
@@ -13,6 +20,12 @@ interface Family {
   type: number
   /** The first message, then each later `metric` field, in part order. */
   chunks: Uint8Array[]
+  /**
+   * A histogram family's metrics with native fields, sent after those without: Prometheus
+   * reads a family as native or classic by its first metric, and refuses a classic-only
+   * histogram read as native (workers differ while a reload switches native histograms on).
+   */
+  native: Uint8Array[]
   size: number
 }
 
@@ -67,22 +80,33 @@ export class ProtobufMerge {
       const prefix = varint(family.size)
       chunks.push(prefix)
       for (const chunk of family.chunks) chunks.push(chunk)
+      for (const chunk of family.native) chunks.push(chunk)
       total += prefix.length + family.size
     }
     return Buffer.concat(chunks, total)
   }
 
   private addFamily(workerId: string, head: FamilyHead): void {
-    const family = this.families.get(head.name)
+    const histogram =
+      head.type === METRIC_TYPE.HISTOGRAM || head.type === METRIC_TYPE.GAUGE_HISTOGRAM
+    let family = this.families.get(head.name)
     if (family === undefined) {
-      this.families.set(head.name, {
-        type: head.type,
-        chunks: [head.message],
-        size: head.message.length,
-      })
-      return
-    }
-    if (family.type !== head.type) {
+      family = { type: head.type, chunks: [], native: [], size: head.message.length }
+      this.families.set(head.name, family)
+      if (!histogram) {
+        family.chunks.push(head.message)
+        return
+      }
+      // The first message apart from its metrics, which are sorted as every later part's are.
+      let at = 0
+      for (const [start, end] of head.metrics) {
+        if (start > at) family.chunks.push(head.message.subarray(at, start))
+        at = end
+      }
+      if (at < head.message.length) family.chunks.push(head.message.subarray(at))
+      family.size = 0
+      for (const chunk of family.chunks) family.size += chunk.length
+    } else if (family.type !== head.type) {
       this.onDropped?.({
         workerId,
         family: head.name,
@@ -92,7 +116,9 @@ export class ProtobufMerge {
       return
     }
     for (const [start, end] of head.metrics) {
-      family.chunks.push(head.message.subarray(start, end))
+      const metric = head.message.subarray(start, end)
+      if (histogram && isNative(metric)) family.native.push(metric)
+      else family.chunks.push(metric)
       family.size += end - start
     }
   }
@@ -107,6 +133,15 @@ function headsOf(bytes: Uint8Array): FamilyHead[] | undefined {
     return readFamilies(bytes)
   } catch (err) {
     if (err instanceof MalformedProtobufError) return undefined
+    throw err
+  }
+}
+/** A metric whose fields are not well-formed keeps its place, as before they were read. */
+function isNative(metric: Uint8Array): boolean {
+  try {
+    return hasNativeHistogram(metric)
+  } catch (err) {
+    if (err instanceof MalformedProtobufError) return false
     throw err
   }
 }

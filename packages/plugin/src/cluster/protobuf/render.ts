@@ -41,6 +41,11 @@ export interface ProtobufRenderOptions {
    * registry its series come from.
    */
   defaultLabels?: Readonly<Labels>
+  /**
+   * Native histograms that keep changing (live ones), in place of `nativeFor`: called once per
+   * render, in the tick the registry's values are read, for the fields of that moment.
+   */
+  nativeSnapshot?: () => NativeFor
 }
 
 /**
@@ -53,13 +58,17 @@ export async function renderProtobuf(
   options: ProtobufRenderOptions = {},
 ): Promise<Buffer> {
   const defaults = withDefaults(defaultLabelsOf(registry), options.defaultLabels ?? {})
-  // All at once, as prom-client's own render collects them.
-  const families = await Promise.all(
-    registry.getMetricsAsArray().map((metric) => renderedData(asRenderable(metric))),
-  )
+  // All at once, as prom-client's own render collects them. A metric without a `collect` of
+  // its own reads its values within this call; the carried base is added in the microtasks
+  // that follow, before any other request or timer runs.
+  const reading = registry.getMetricsAsArray().map((metric) => renderedData(asRenderable(metric)))
+  // Native fields of the same moment: an async `collect` elsewhere lets requests finish
+  // before the families are complete, and they must reach neither half of a histogram.
+  const nativeFor = options.nativeSnapshot?.() ?? options.nativeFor
+  const families = await Promise.all(reading)
   const writer = Writer.create()
   for (const data of families) {
-    MetricFamilyType.encodeDelimited(familyMessage(data, defaults, options), writer)
+    MetricFamilyType.encodeDelimited(familyMessage(data, defaults, nativeFor), writer)
   }
   // In Node protobufjs writes into a Buffer already: wrap, never copy.
   const bytes = writer.finish()
@@ -85,7 +94,7 @@ interface MetricMessage {
 function familyMessage(
   data: MetricData,
   defaults: Readonly<Labels>,
-  options: ProtobufRenderOptions,
+  nativeFor: NativeFor | undefined,
 ): object {
   const family = { name: data.name, help: data.help }
   switch (data.type) {
@@ -98,7 +107,11 @@ function familyMessage(
     case 'gauge':
       return { ...family, type: METRIC_TYPE.GAUGE, metric: simpleMetrics(data, defaults, 'gauge') }
     case 'histogram':
-      return { ...family, type: METRIC_TYPE.HISTOGRAM, metric: histograms(data, defaults, options) }
+      return {
+        ...family,
+        type: METRIC_TYPE.HISTOGRAM,
+        metric: histograms(data, defaults, nativeFor),
+      }
     case 'summary':
       return { ...family, type: METRIC_TYPE.SUMMARY, metric: summaries(data, defaults) }
     default:
@@ -137,7 +150,7 @@ interface HistogramSeries {
 function histograms(
   data: MetricData,
   defaults: Readonly<Labels>,
-  options: ProtobufRenderOptions,
+  nativeFor: NativeFor | undefined,
 ): MetricMessage[] {
   const series = groupSeries(
     data.values,
@@ -172,7 +185,7 @@ function histograms(
       sample_sum: one.sum,
       bucket: bucketMessages(one.buckets),
     }
-    const native = options.nativeFor?.(data.name, textLabels(one.labels))
+    const native = nativeFor?.(data.name, textLabels(one.labels))
     // One count serves both kinds of buckets, and Prometheus refuses a native sample whose
     // buckets disagree with it: a native histogram that does not hold exactly the classic
     // series' observations (a handover carried one and not the other) is left out.

@@ -119,3 +119,70 @@ export function varint(value: number): Uint8Array {
   out.push(rest)
   return Uint8Array.from(out)
 }
+
+const FIELD_METRIC_HISTOGRAM = 7
+/** Histogram fields 5..14: schema, zero bucket, spans, deltas and counts. */
+const FIRST_NATIVE_FIELD = 5
+const LAST_NATIVE_FIELD = 14
+
+/**
+ * Whether a `metric` field (its tag and length included, as FamilyHead.metrics gives it) holds a
+ * histogram with native fields. Throws MalformedProtobufError where the fields are not
+ * well-formed.
+ */
+export function hasNativeHistogram(metricField: Uint8Array): boolean {
+  const [length, start] = readVarint(metricField, readVarint(metricField, 0)[1])
+  const metric = metricField.subarray(start, start + length)
+  const histogram = lengthField(metric, FIELD_METRIC_HISTOGRAM)
+  if (histogram === undefined) return false
+  let found = false
+  eachField(histogram, (field) => {
+    if (field >= FIRST_NATIVE_FIELD && field <= LAST_NATIVE_FIELD) found = true
+  })
+  return found
+}
+
+/** The last length-delimited field `wanted` of `message` (as protobuf merges it), if any. */
+function lengthField(message: Uint8Array, wanted: number): Uint8Array | undefined {
+  let value: Uint8Array | undefined
+  eachField(message, (field, wire, start, end) => {
+    if (field === wanted && wire === WIRE_LENGTH) value = message.subarray(start, end)
+  })
+  return value
+}
+
+/** Calls `visit` with each top-level field of `message`: its number, wire type and value's span. */
+function eachField(
+  message: Uint8Array,
+  visit: (field: number, wire: number, start: number, end: number) => void,
+): void {
+  let at = 0
+  while (at < message.length) {
+    const [tag, afterTag] = readVarint(message, at)
+    const field = Math.floor(tag / 8)
+    const wire = tag % 8
+    if (field === 0) throw new MalformedProtobufError('field number 0')
+    let start = afterTag
+    switch (wire) {
+      case WIRE_VARINT:
+        at = readVarint(message, afterTag)[1]
+        break
+      case WIRE_FIXED64:
+        at = afterTag + 8
+        break
+      case WIRE_FIXED32:
+        at = afterTag + 4
+        break
+      case WIRE_LENGTH: {
+        const [length, valueStart] = readVarint(message, afterTag)
+        start = valueStart
+        at = valueStart + length
+        break
+      }
+      default:
+        throw new MalformedProtobufError(`wire type ${wire}`)
+    }
+    if (at > message.length) throw new MalformedProtobufError('a field runs past its message')
+    visit(field, wire, start, at)
+  }
+}
