@@ -237,3 +237,15 @@ test('a stop that cannot write its handover logs an error naming the path, and d
 function stopAfterTests(succession: Succession): void {
   after(() => succession.release())
 }
+
+test('a start removes the temporary files of writers that died mid-way, and only theirs', async () => {
+  const { dir, paths, succession } = setUp()
+  const dead = `${paths.handoverFor('1')}.999999999.tmp`
+  const live = `${paths.handoverFor('1')}.${process.pid}.tmp`
+  const deadLink = `${paths.linkFor('1')}.${newInstance(999_999_999)}.tmp`
+  for (const path of [dead, live, deadLink]) writeFileSync(path, '{')
+  await succession.start()
+  stopAfterTests(succession)
+  const left = readdirSync(dir).filter((name) => name.endsWith('.tmp'))
+  assert.deepEqual(left, [basename(live)])
+})
