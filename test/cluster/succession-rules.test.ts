@@ -4,8 +4,10 @@
 import assert from 'node:assert/strict'
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   readlinkSync,
   rmSync,
   symlinkSync,
@@ -248,4 +250,16 @@ test('a start removes the temporary files of writers that died mid-way, and only
   stopAfterTests(succession)
   const left = readdirSync(dir).filter((name) => name.endsWith('.tmp'))
   assert.deepEqual(left, [basename(live)])
+})
+
+test('a stop moves a directory planted at its handover path aside, says so, and hands its counts over', async () => {
+  const { paths, succession, http, logs } = setUp()
+  await succession.start()
+  http.requestsTotal.inc({ method: 'GET', route: '/', status_code: '200', worker_id: '1' }, 5)
+  mkdirSync(paths.handoverFor('1'))
+  await succession.release()
+  const moved = logs.find((line) => line.msg.startsWith('moved aside what was in the way'))
+  assert.equal(moved?.obj.path, paths.handoverFor('1'))
+  const written = JSON.parse(readFileSync(paths.handoverFor('1'), 'utf8'))
+  assert.equal(written.families[0].values[0].value, 5)
 })

@@ -88,10 +88,11 @@ export class MalformedHandoverError extends Error {
 /**
  * Writes `handover` to `path` atomically (a temporary file renamed over it), readable by us only.
  * Whatever is in the way (a directory, a FIFO at either path) is moved aside first, as a start
- * moves it aside: the counts go where the successor looks. Throws an error naming `path` if
- * the handover could not be written; no temporary file is left then.
+ * moves it aside: the counts go where the successor looks. Returns where such entries went, for
+ * the caller to say so. Throws an error naming `path` if the handover could not be written; no
+ * temporary file is left then.
  */
-export function writeHandover(path: string, handover: HandoverContent): void {
+export function writeHandover(path: string, handover: HandoverContent): string[] {
   const complete: HandoverContent = {
     ...handover,
     instance: handover.instance ?? PROCESS_INSTANCE,
@@ -99,10 +100,12 @@ export function writeHandover(path: string, handover: HandoverContent): void {
   }
   const temporary = `${path}.${process.pid}.tmp`
   try {
-    moveAsideUnlessFile(temporary)
-    moveAsideUnlessFile(path)
+    const movedAside = [moveAsideUnlessFile(temporary), moveAsideUnlessFile(path)].filter(
+      (moved): moved is string => moved !== undefined,
+    )
     writeFileSync(temporary, JSON.stringify({ version: VERSION, ...complete }), { mode: 0o600 })
     renameSync(temporary, path)
+    return movedAside
   } catch (err) {
     try {
       unlinkSync(temporary)
@@ -116,9 +119,10 @@ export function writeHandover(path: string, handover: HandoverContent): void {
 }
 
 /** A regular file is replaced by a rename; anything else there would make it fail. */
-function moveAsideUnlessFile(path: string): void {
+function moveAsideUnlessFile(path: string): string | undefined {
   const found = lstatSync(path, { throwIfNoEntry: false })
-  if (found !== undefined && !found.isFile()) moveAside(path, 'it was in the way of a handover')
+  if (found === undefined || found.isFile()) return undefined
+  return moveAside(path, 'it was in the way of a handover')
 }
 
 /**

@@ -136,8 +136,9 @@ export class Succession {
     this.state = 'released'
     if (!wasCurrent) return
     const { scope, workerId, instance, carried } = this.options
+    let movedAside: string[]
     try {
-      writeHandover(this.handoverPath, {
+      movedAside = writeHandover(this.handoverPath, {
         scope,
         workerId,
         instance,
@@ -154,6 +155,12 @@ export class Succession {
         'could not write this worker’s handover; its counts restart from zero',
       )
       return
+    }
+    if (movedAside.length > 0) {
+      this.options.log.warn(
+        { path: this.handoverPath, moved_to: movedAside },
+        'moved aside what was in the way of this worker’s handover',
+      )
     }
     const started = this.clock()
     if (await this.hasLiveSibling()) {
