@@ -11,6 +11,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,6 +20,7 @@ import { after, test } from 'node:test'
 import { CarriedMetrics } from '../../packages/plugin/src/cluster/carried-metrics'
 import {
   handoverAge,
+  handoverMismatch,
   MAX_HANDOVER_AGE_MS,
   MAX_HANDOVER_BYTES,
   MAX_HANDOVER_SERIES,
@@ -70,7 +72,9 @@ const handover = {
 test('a handover is taken once, then it is gone', () => {
   const path = join(dir, '1.handover.json')
   writeHandover(path, handover)
-  assert.deepEqual(takeHandover(path), handover)
+  const { fileModifiedAt, ...taken } = takeHandover(path) ?? {}
+  assert.deepEqual(taken, handover)
+  assert.equal(typeof fileModifiedAt, 'number', 'the file’s own time comes with it')
   assert.equal(existsSync(path), false)
   assert.equal(takeHandover(path), undefined)
 })
@@ -94,12 +98,69 @@ test('a handover’s age is the time since it was written; ten minutes is too ol
   assert.ok(handoverAge(handover, handover.writtenAt + 9 * 60 * 1000) <= MAX_HANDOVER_AGE_MS)
 })
 
-test('a handover written in the future beyond a clock step of a minute is refused', () => {
-  const text = JSON.stringify({ version: 2, ...handover })
-  assert.equal(parseHandover(text, handover.writtenAt - 60_000).writtenAt, handover.writtenAt)
+test('a handover dated more than ten seconds in the future is refused at each use, never for good', () => {
+  const { writtenAt } = handover
+  const mismatch = (now: number) => handoverMismatch(handover, 'webapp:5000', '1', now)
+  assert.match(mismatch(writtenAt - 55_000) ?? '', /writtenAt is 55 s in the future/)
+  assert.match(mismatch(writtenAt - 11_000) ?? '', /writtenAt is 11 s in the future/)
+  // A clock stepped back by a few seconds still reads it; once it catches up, it is accepted.
+  assert.equal(mismatch(writtenAt - 10_000), undefined)
+  assert.equal(mismatch(writtenAt), undefined)
+})
+
+test('a handover’s age is taken from its file when the file is older than its claim', () => {
+  const path = newPath()
+  writeHandover(path, { ...handover, writtenAt: Date.now() })
+  const threeDaysAgo = new Date(Date.now() - 3 * 24 * 3600 * 1000)
+  utimesSync(path, threeDaysAgo, threeDaysAgo)
+  const read = readHandoverFile(path)
+  assert.ok(handoverAge(read) > 3 * 24 * 3600 * 1000 - 60_000)
+  assert.match(handoverMismatch(read, 'webapp:5000', '1') ?? '', /written \d+ s ago, longer than/)
+})
+
+test('a handover whose series name another worker_id is refused, naming it', () => {
+  const mismatch = (labels: Record<string, string>) =>
+    handoverMismatch(
+      {
+        ...handover,
+        families: [{ ...handover.families[0], values: [{ labels, value: 999_119 }] }],
+      },
+      'webapp:5000',
+      '1',
+      handover.writtenAt,
+    )
+  assert.match(mismatch({ route: '/', worker_id: '0' }) ?? '', /worker_id="0", not this worker/)
+  assert.equal(mismatch({ route: '/', worker_id: '1' }), undefined)
+  assert.equal(mismatch({ route: '/' }), undefined)
+  const native = [{ name: 'h', labels: { worker_id: '0' }, state: {} }]
+  assert.match(
+    handoverMismatch({ ...handover, native } as never, 'webapp:5000', '1', handover.writtenAt) ??
+      '',
+    /worker_id="0"/,
+  )
+})
+
+test('a stopping process moves a directory at its handover path aside and writes its handover', () => {
+  const path = newPath()
+  mkdirSync(path)
+  writeFileSync(join(path, 'inside'), 'x')
+  mkdirSync(`${path}.${process.pid}.tmp`)
+  writeHandover(path, handover)
+  assert.equal(readHandoverFile(path).families[0].values[0].value, 12)
+  const own = join(path, '..')
+  assert.deepEqual(
+    readdirSync(own).filter((name) => name.endsWith('.tmp')),
+    [],
+    'no temporary file is left',
+  )
+  assert.equal(refusedBeside(path).length, 1)
+})
+
+test('a handover that cannot be written throws naming its path, and leaves no temporary file', () => {
+  const path = join(dir, 'missing', '1.handover.json')
   assert.throws(
-    () => parseHandover(text, handover.writtenAt - 61_000),
-    /writtenAt is 61 s in the future/,
+    () => writeHandover(path, handover),
+    /cannot write the handover .*1\.handover\.json/,
   )
 })
 

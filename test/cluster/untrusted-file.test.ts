@@ -10,12 +10,15 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import {
+  KEPT_REFUSED_BYTES,
+  KEPT_REFUSED_PER_DIRECTORY,
   moveAside,
   readOpenedRegularFile,
   readRegularFile,
@@ -112,4 +115,37 @@ test('moving aside keeps the newest three refused entries of that name, whatever
   )
   // The removed link went, not the directory it pointed at.
   assert.deepEqual(readdirSync(elsewhere), ['keep-me'])
+})
+
+test('refused entries of paths used once (claims) are bounded per directory, by count', () => {
+  const dir = newDir()
+  // Each process claims under a path of its own: 30 of them, each refused once.
+  for (let i = 0; i < 30; i++)
+    writeFileSync(join(dir, `1.handover.p${i}.claimed.refused-${1000 + i}`), 'x')
+  const path = join(dir, '1.handover.pnew.claimed')
+  writeFileSync(path, 'newest')
+  const moved = moveAside(path, 'test')
+  const left = readdirSync(dir)
+  assert.equal(left.length, KEPT_REFUSED_PER_DIRECTORY)
+  assert.ok(moved !== undefined && left.includes(moved.slice(dir.length + 1)), 'the newest stays')
+  assert.ok(left.includes('1.handover.p29.claimed.refused-1029'))
+  assert.ok(!left.includes('1.handover.p0.claimed.refused-1000'), 'the oldest went')
+})
+
+test('refused entries are bounded per directory by their bytes too', () => {
+  const dir = newDir()
+  const eightMiB = 8 * 1024 * 1024
+  for (let i = 0; i < 5; i++) {
+    const name = join(dir, `1.handover.p${i}.claimed.refused-${1000 + i}`)
+    writeFileSync(name, '')
+    truncateSync(name, eightMiB) // sparse: its size without the disk
+  }
+  const path = join(dir, '1.handover.pnew.claimed')
+  writeFileSync(path, '')
+  truncateSync(path, eightMiB)
+  moveAside(path, 'test')
+  const left = readdirSync(dir)
+  const bytes = left.reduce((sum, name) => sum + lstatSync(join(dir, name)).size, 0)
+  assert.ok(bytes <= KEPT_REFUSED_BYTES, `${bytes} bytes kept`)
+  assert.equal(left.length, Math.floor(KEPT_REFUSED_BYTES / eightMiB))
 })

@@ -12,7 +12,12 @@ import { CarriedMetrics } from './carried-metrics'
 import type { Exposition, ExpositionFormat } from './exposition-format'
 import type { RenderedPart } from './exposition-merge'
 import { renderRegistry } from './exposition-render'
-import { type Handover, handoverMismatch, MAX_HANDOVER_AGE_MS, readHandoverFile } from './handover'
+import {
+  type Handover,
+  handoverOwnerMismatch,
+  handoverTimeProblem,
+  readHandoverFile,
+} from './handover'
 import type { NativeCarry } from './native-carry'
 import type { NativeFor } from './protobuf/render'
 import { type SocketPaths, workerIdOfHandover } from './socket-paths'
@@ -40,7 +45,8 @@ interface Read {
   identity: string
   /** What to render it from, or why it is not rendered. */
   departed: Departed | string
-  writtenAt: number
+  /** Its time is judged at each render: a clock stepped back makes no refusal last. */
+  handover?: Handover
   /** Each format rendered once: text, or protobuf's bytes. */
   renders: Map<ExpositionFormat, Promise<Exposition>>
 }
@@ -65,8 +71,9 @@ export class DepartedWorkers {
       present.add(name)
       const read = this.read(name, workerId)
       if (read === undefined || typeof read.departed === 'string') continue
-      // Too old now: a successor would refuse it too, and Prometheus has its final values.
-      if (Date.now() - read.writtenAt > MAX_HANDOVER_AGE_MS) continue
+      // Too old now (a successor would refuse it too, and Prometheus has its final values), or
+      // dated in the future.
+      if (read.handover === undefined || handoverTimeProblem(read.handover) !== undefined) continue
       let body = read.renders.get(format)
       if (body === undefined) {
         body = renderRegistry(read.departed.registry, format, {
@@ -94,12 +101,12 @@ export class DepartedWorkers {
       read = {
         identity,
         departed: this.departedFrom(handover, workerId),
-        writtenAt: handover.writtenAt,
+        handover,
         renders: new Map(),
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined // taken meanwhile
-      read = { identity, departed: String(err), writtenAt: 0, renders: new Map() }
+      read = { identity, departed: String(err), renders: new Map() }
     }
     this.reads.set(name, read)
     if (typeof read.departed === 'string') {
@@ -121,7 +128,7 @@ export class DepartedWorkers {
    * keeps them too, or why it cannot be rendered.
    */
   private departedFrom(handover: Handover, workerId: string): Departed | string {
-    const mismatch = handoverMismatch(handover, this.options.scope, workerId)
+    const mismatch = handoverOwnerMismatch(handover, this.options.scope, workerId)
     if (mismatch !== undefined) return mismatch
     const registry = new Registry<RegistryContentType>()
     // The departed worker's series carry its worker_id, as its own registry rendered them.

@@ -5,11 +5,11 @@
 // which resets the series, but never apply one twice). Whatever is found at its path is read
 // as untrusted: only a bounded regular file, and anything refused is moved aside.
 import { randomBytes } from 'node:crypto'
-import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { lstatSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import type { CarriedFamily } from './carried-metrics'
 import { validateFamilies } from './handover-families'
 import type { NativeSeries } from './native-carry'
-import { moveAside, RefusedFileError, readRegularFile } from './untrusted-file'
+import { moveAside, RefusedFileError, readRegularFileAndStats } from './untrusted-file'
 
 export { moveAside }
 
@@ -44,9 +44,10 @@ export const MAX_HANDOVER_AGE_MS = 10 * 60 * 1000
 /**
  * How far in the future `writtenAt` may lie. Writer and reader share the host's clock, so a
  * handover from the future means the clock was stepped back (NTP) or the file was not written
- * by a process of this app; a small step is tolerated, a larger one refuses the handover.
+ * by a process of this app; a small step is tolerated, a larger one refuses the handover (for
+ * now: the refusal is made again at each use, never kept).
  */
-export const MAX_HANDOVER_CLOCK_STEP_MS = 60 * 1000
+export const MAX_HANDOVER_CLOCK_STEP_MS = 10 * 1000
 
 /** This process' own token: tells its handover from one of an earlier process with its pid. */
 export const PROCESS_INSTANCE = randomBytes(12).toString('base64url')
@@ -61,8 +62,13 @@ export interface Handover {
   pid: number
   /** The writing process' random token (`PROCESS_INSTANCE`): pids are reused, this is not. */
   instance: string
-  /** When it was written, in epoch ms (see `handoverAge`). */
+  /** When it was written, in epoch ms, as its writer says (see `handoverAge`). */
   writtenAt: number
+  /**
+   * The file's modification time, in epoch ms, when read from a file: a writer's claim is not
+   * taken for younger than the file itself.
+   */
+  fileModifiedAt?: number
   families: CarriedFamily[]
   /**
    * The native histograms of the carried histograms' series, if the writer kept any. Optional:
@@ -72,28 +78,92 @@ export interface Handover {
 }
 
 /** A handover as a writer gives it: its instance and the time are filled in when absent. */
-export type HandoverContent = Omit<Handover, 'instance' | 'writtenAt'> &
+export type HandoverContent = Omit<Handover, 'instance' | 'writtenAt' | 'fileModifiedAt'> &
   Partial<Pick<Handover, 'instance' | 'writtenAt'>>
 
 export class MalformedHandoverError extends Error {
   override name = 'MalformedHandoverError'
 }
 
-/** Writes `handover` to `path` atomically (a temporary file renamed over it), readable by us only. */
-export function writeHandover(path: string, handover: HandoverContent): void {
-  const complete: Handover = {
+/**
+ * Writes `handover` to `path` atomically (a temporary file renamed over it), readable by us only.
+ * Whatever is in the way (a directory, a FIFO at either path) is moved aside first, as a start
+ * moves it aside: the counts go where the successor looks. Returns where such entries went, for
+ * the caller to say so. Throws an error naming `path` if the handover could not be written; no
+ * temporary file is left then.
+ */
+export function writeHandover(path: string, handover: HandoverContent): string[] {
+  const complete: HandoverContent = {
     ...handover,
     instance: handover.instance ?? PROCESS_INSTANCE,
     writtenAt: handover.writtenAt ?? Date.now(),
   }
   const temporary = `${path}.${process.pid}.tmp`
-  writeFileSync(temporary, JSON.stringify({ version: VERSION, ...complete }), { mode: 0o600 })
-  renameSync(temporary, path)
+  try {
+    const movedAside = [moveAsideUnlessFile(temporary), moveAsideUnlessFile(path)].filter(
+      (moved): moved is string => moved !== undefined,
+    )
+    writeFileSync(temporary, JSON.stringify({ version: VERSION, ...complete }), { mode: 0o600 })
+    renameSync(temporary, path)
+    return movedAside
+  } catch (err) {
+    try {
+      unlinkSync(temporary)
+    } catch {
+      // Never written, or not ours to remove: the error below is what matters.
+    }
+    throw new Error(`cannot write the handover ${path}: ${(err as Error).message}`, {
+      cause: err,
+    })
+  }
 }
 
-/** How long ago `handover` was written, in ms; callers refuse it above `MAX_HANDOVER_AGE_MS`. */
+/** A regular file is replaced by a rename; anything else there would make it fail. */
+function moveAsideUnlessFile(path: string): string | undefined {
+  const found = lstatSync(path, { throwIfNoEntry: false })
+  if (found === undefined || found.isFile()) return undefined
+  return moveAside(path, 'it was in the way of a handover')
+}
+
+/**
+ * How long ago `handover` was written, in ms: by the older of its writer's claim and its file's
+ * modification time, so a rewritten claim makes no old file young. Callers refuse it above
+ * `MAX_HANDOVER_AGE_MS`.
+ */
 export function handoverAge(handover: Handover, now = Date.now()): number {
-  return now - handover.writtenAt
+  return now - Math.min(handover.writtenAt, handover.fileModifiedAt ?? handover.writtenAt)
+}
+
+/**
+ * Why `handover` is not from the moment a predecessor could have stopped: older than a stop
+ * lasts, or dated in the future beyond a clock step. Made again at each use, so a clock that
+ * was stepped back and has caught up again accepts what it refused.
+ */
+export function handoverTimeProblem(handover: Handover, now = Date.now()): string | undefined {
+  const ahead = handover.writtenAt - now
+  if (ahead > MAX_HANDOVER_CLOCK_STEP_MS) {
+    return `its writtenAt is ${Math.round(ahead / 1000)} s in the future`
+  }
+  const age = handoverAge(handover, now)
+  if (age > MAX_HANDOVER_AGE_MS) {
+    return `it was written ${Math.round(age / 1000)} s ago, longer than a stop lasts`
+  }
+  return undefined
+}
+
+/** The `worker_id` label a carried series names, if it names another worker than `workerId`. */
+function foreignWorkerId(handover: Handover, workerId: string): string | undefined {
+  for (const family of handover.families) {
+    for (const value of family.values) {
+      const labelled = value.labels.worker_id
+      if (labelled !== undefined && String(labelled) !== workerId) return String(labelled)
+    }
+  }
+  for (const series of handover.native ?? []) {
+    const labelled = series.labels.worker_id
+    if (labelled !== undefined && String(labelled) !== workerId) return String(labelled)
+  }
+  return undefined
 }
 
 /**
@@ -106,12 +176,23 @@ export function handoverMismatch(
   workerId: string,
   now = Date.now(),
 ): string | undefined {
+  return handoverOwnerMismatch(handover, scope, workerId) ?? handoverTimeProblem(handover, now)
+}
+
+/** Why `handover` is not `workerId`'s of `scope` (its file's name says whose it is), or `undefined`. */
+export function handoverOwnerMismatch(
+  handover: Handover,
+  scope: string,
+  workerId: string,
+): string | undefined {
   if (handover.scope !== scope || handover.workerId !== workerId) {
     return `it is for ${handover.scope} worker ${handover.workerId}`
   }
-  const age = handoverAge(handover, now)
-  if (age > MAX_HANDOVER_AGE_MS) {
-    return `it was written ${Math.round(age / 1000)} s ago, longer than a stop lasts`
+  // Its series are this worker's: one labelled with another would be a second copy of that
+  // worker's series in every scrape.
+  const foreign = foreignWorkerId(handover, workerId)
+  if (foreign !== undefined) {
+    return `it carries series labelled worker_id="${foreign}", not this worker's "${workerId}"`
   }
   return undefined
 }
@@ -124,8 +205,11 @@ export function handoverMismatch(
  */
 export function readHandoverFile(path: string): Handover {
   let bytes: Buffer
+  let modifiedAt: number
   try {
-    bytes = readRegularFile(path, MAX_HANDOVER_BYTES)
+    const read = readRegularFileAndStats(path, MAX_HANDOVER_BYTES)
+    bytes = read.bytes
+    modifiedAt = read.stats.mtimeMs
   } catch (err) {
     if (err instanceof RefusedFileError) {
       throw new MalformedHandoverError(`handover ${path} ${err.message}`, { cause: err })
@@ -138,7 +222,7 @@ export function readHandoverFile(path: string): Handover {
   } catch {
     throw new MalformedHandoverError(`handover ${path} is not UTF-8 text`)
   }
-  return parseHandover(text)
+  return { ...parseHandover(text), fileModifiedAt: Math.floor(modifiedAt) }
 }
 
 /**
@@ -178,10 +262,10 @@ function moveAsideOrSay(path: string, refusal: MalformedHandoverError): void {
 }
 
 /**
- * Validates a handover file's text. Throws `MalformedHandoverError` naming the problem, including
- * for a `writtenAt` more than `MAX_HANDOVER_CLOCK_STEP_MS` after `now`.
+ * Validates a handover file's text. Throws `MalformedHandoverError` naming the problem. Its
+ * time is checked at each use (`handoverTimeProblem`), not here.
  */
-export function parseHandover(text: string, now = Date.now()): Handover {
+export function parseHandover(text: string): Handover {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -205,10 +289,6 @@ export function parseHandover(text: string, now = Date.now()): Handover {
     fail('instance is not 6 to 64 of A-Z a-z 0-9 _ -')
   }
   if (!isPositiveInteger(parsed.writtenAt)) fail('writtenAt is not a positive integer')
-  const ahead = (parsed.writtenAt as number) - now
-  if (ahead > MAX_HANDOVER_CLOCK_STEP_MS) {
-    fail(`writtenAt is ${Math.round(ahead / 1000)} s in the future`)
-  }
   const families = validateFamilies(parsed.families, MAX_HANDOVER_SERIES, fail)
   const handover: Handover = {
     scope: parsed.scope as string,

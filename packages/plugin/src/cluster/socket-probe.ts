@@ -40,7 +40,7 @@ export function pidExists(pid: number): boolean {
 
 /** Liveness of the processes behind the sockets of one directory, by socket name. */
 export class LivenessProbe {
-  /** Sockets found silent while their pid exists, and since when. */
+  /** Sockets found silent while their pid exists, and since when (monotonic ms). */
   private readonly silentSince = new Map<string, number>()
 
   constructor(
@@ -58,7 +58,8 @@ export class LivenessProbe {
       this.silentSince.delete(socketName)
       return false
     }
-    const now = Date.now()
+    // Monotonic: a step of the wall clock neither ends the grace early nor extends it.
+    const now = performance.now()
     const since = this.silentSince.get(socketName) ?? now
     this.silentSince.set(socketName, since)
     return now - since < this.graceMs

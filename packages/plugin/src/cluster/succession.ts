@@ -26,8 +26,8 @@ import {
 } from './handover'
 import type { NativeCarry } from './native-carry'
 import { ProblemLog } from './problem-log'
-import { parseClaim, parseOwnSocket, type SocketPaths } from './socket-paths'
-import { LivenessProbe } from './socket-probe'
+import { parseClaim, parseOwnSocket, pidOfInstance, type SocketPaths } from './socket-paths'
+import { LivenessProbe, pidExists } from './socket-probe'
 
 /** How often a waiting successor looks for its predecessor's handover or exit. */
 const POLL_MS = 100
@@ -42,7 +42,12 @@ const RELEASE_WAIT_MS = 300
 export interface SuccessionLog {
   info(obj: object, msg: string): void
   warn(obj: object, msg: string): void
+  /** Counts lost (a handover that could not be written); `warn` where absent. */
+  error?(obj: object, msg: string): void
 }
+
+/** Which processes behind the directory's sockets are alive (see `LivenessProbe`). */
+export type Liveness = Pick<LivenessProbe, 'isLive' | 'isDead'>
 
 export interface SuccessionOptions {
   paths: SocketPaths
@@ -55,6 +60,13 @@ export interface SuccessionOptions {
   /** Native histograms of the carried histograms' series, handed over with them. */
   native?: NativeCarry
   log: SuccessionLog
+  /** The liveness of other processes; by their sockets unless given (tests hold it). */
+  probe?: Liveness
+  /**
+   * A monotonic clock in ms for the waits of this process: a step of the wall clock (NTP, an
+   * operator) neither ends a wait early nor makes one last for ever.
+   */
+  clock?: () => number
 }
 
 type State = 'starting' | 'waiting' | 'current' | 'released'
@@ -65,13 +77,17 @@ export class Succession {
   private predecessor: string | undefined
   private waitingSince = 0
   private timer: NodeJS.Timeout | undefined
-  private checking = false
+  /** The round of the rule running now, if any: `release()` lets it finish first. */
+  private checking: Promise<void> | undefined
+  /** Set by `release()`: from then on this process never takes the worker id over. */
+  private releasing = false
   private readonly linkPath: string
   private readonly handoverPath: string
   private readonly claimPath: string
   private readonly ownName: string
   private readonly problems: ProblemLog
-  private readonly probe: LivenessProbe
+  private readonly probe: Liveness
+  private readonly clock: () => number
 
   constructor(private readonly options: SuccessionOptions) {
     const { paths, workerId, instance } = options
@@ -79,7 +95,8 @@ export class Succession {
     this.handoverPath = paths.handoverFor(workerId)
     this.claimPath = paths.claimFor(workerId, instance)
     this.ownName = basename(paths.ownSocket(workerId, instance))
-    this.probe = new LivenessProbe(paths.dir)
+    this.probe = options.probe ?? new LivenessProbe(paths.dir)
+    this.clock = options.clock ?? (() => performance.now())
     this.problems = new ProblemLog((err) =>
       options.log.warn({ err }, 'worker succession check failed; retrying'),
     )
@@ -88,6 +105,7 @@ export class Succession {
   /** Takes the worker id at once, or starts waiting for the live process that holds it. */
   async start(): Promise<void> {
     await this.removeDeadSockets()
+    this.removeDeadWritersTemporaries()
     const holder = this.linkTarget()
     if (holder !== undefined && this.isSibling(holder) && (await this.isLive(holder))) {
       this.waitFor(holder)
@@ -110,45 +128,72 @@ export class Succession {
    */
   async release(): Promise<void> {
     clearInterval(this.timer)
+    // A round that is awaiting a predecessor's liveness would otherwise take over afterwards,
+    // pointing the link at a process that is exiting.
+    this.releasing = true
+    await this.checking
     const wasCurrent = this.state === 'current' && this.linkTarget() === this.ownName
     this.state = 'released'
     if (!wasCurrent) return
     const { scope, workerId, instance, carried } = this.options
-    writeHandover(this.handoverPath, {
-      scope,
-      workerId,
-      instance,
-      pid: process.pid,
-      writtenAt: Date.now(),
-      families: await carried.values(),
-      ...(this.options.native === undefined ? {} : { native: this.options.native.states() }),
-    })
-    const started = Date.now()
+    let movedAside: string[]
+    try {
+      movedAside = writeHandover(this.handoverPath, {
+        scope,
+        workerId,
+        instance,
+        pid: process.pid,
+        writtenAt: Date.now(),
+        families: await carried.values(),
+        ...(this.options.native === undefined ? {} : { native: this.options.native.states() }),
+      })
+    } catch (err) {
+      const error = this.options.log.error ?? this.options.log.warn
+      error.call(
+        this.options.log,
+        { err, path: this.handoverPath },
+        'could not write this worker’s handover; its counts restart from zero',
+      )
+      return
+    }
+    if (movedAside.length > 0) {
+      this.options.log.warn(
+        { path: this.handoverPath, moved_to: movedAside },
+        'moved aside what was in the way of this worker’s handover',
+      )
+    }
+    const started = this.clock()
     if (await this.hasLiveSibling()) {
-      while (this.linkTarget() === this.ownName && Date.now() - started < RELEASE_WAIT_MS) {
+      while (this.linkTarget() === this.ownName && this.clock() - started < RELEASE_WAIT_MS) {
         await sleep(POLL_MS / 4)
       }
     }
     const passed = this.linkTarget() !== this.ownName
     if (!passed) removeIfPresent(this.linkPath)
     this.options.log.info(
-      { waited_ms: Date.now() - started, successor_took_over: passed },
+      { waited_ms: Math.round(this.clock() - started), successor_took_over: passed },
       'handed this worker’s counts over',
     )
   }
 
   /** One round of the rule; an error is logged once and the round is tried again later. */
-  private async check(): Promise<void> {
-    if (this.checking || this.state === 'released') return
-    this.checking = true
+  private check(): Promise<void> {
+    if (this.checking !== undefined || this.releasing || this.state === 'released') {
+      return Promise.resolve()
+    }
+    this.checking = this.checkOnce().finally(() => {
+      this.checking = undefined
+    })
+    return this.checking
+  }
+
+  private async checkOnce(): Promise<void> {
     try {
       if (this.state === 'waiting') await this.checkWaiting()
       else if (this.state === 'current') await this.checkCurrent()
       this.problems.clear()
     } catch (err) {
       this.problems.report(err as Error)
-    } finally {
-      this.checking = false
     }
   }
 
@@ -168,9 +213,11 @@ export class Succession {
       this.waitFor(holder)
     }
     const predecessor = this.predecessor as string
-    if (await this.isLive(predecessor)) {
+    const live = await this.isLive(predecessor)
+    if (this.releasing) return
+    if (live) {
       if (this.takeHandoverFrom(predecessor)) return
-      if (Date.now() - this.waitingSince < MAX_WAIT_MS) return
+      if (this.clock() - this.waitingSince < MAX_WAIT_MS) return
       this.options.log.warn(
         { predecessor },
         'the process this one waits for neither handed over nor exited; taking over',
@@ -179,9 +226,10 @@ export class Succession {
     }
     // Gone, so no live process speaks: as at a start, the handover left is the last speaker's
     // (the predecessor's, or a sibling's that spoke after it while this process was stalled).
-    const handover = this.claimHandover((found) => this.staleness(found))
+    const handover = this.claimHandover((found) => this.notFromLastSpeaker(found))
     if (handover !== undefined) return this.takeOver(handover)
     const claimer = await this.liveClaimer()
+    if (this.releasing) return
     if (claimer !== undefined) return this.waitFor(claimer)
     // A sibling that finished taking over while this round ran: follow it next round.
     if (this.linkTarget() !== holder) return
@@ -202,6 +250,7 @@ export class Succession {
     const target = this.linkTarget()
     if (target === this.ownName) return
     if (target !== undefined && this.isSibling(target) && (await this.isLive(target))) {
+      if (this.releasing) return
       this.options.log.warn(
         { holder: target },
         'another process took this worker over; its counts restart from zero until it hands over',
@@ -223,14 +272,14 @@ export class Succession {
       )
     }
     this.predecessor = holder
-    this.waitingSince = Date.now()
+    this.waitingSince = this.clock()
     this.state = 'waiting'
   }
 
   /** Takes the link, first adding `handover` (if any) to this process' counts. */
   private takeOver(handover: Handover | undefined): void {
     if (handover === undefined && this.state === 'starting') {
-      handover = this.claimHandover((found) => this.staleness(found))
+      handover = this.claimHandover((found) => this.notFromLastSpeaker(found))
     }
     if (handover !== undefined) {
       const { dropped, reasons } = this.options.carried.add(handover.families)
@@ -314,6 +363,23 @@ export class Succession {
     return handoverMismatch(handover, this.options.scope, this.options.workerId)
   }
 
+  /**
+   * Why a handover found with no live process speaking (a start, a predecessor gone) does not
+   * continue this worker, or `undefined`. Only the process that spoke last writes a handover,
+   * and it held the link: while the link names a process (one killed, say), the handover must
+   * be that process'. Without a link (the last process stopped and removed it), its name,
+   * scope and age are all there is to check.
+   */
+  private notFromLastSpeaker(handover: Handover): string | undefined {
+    const mismatch = this.staleness(handover)
+    if (mismatch !== undefined) return mismatch
+    const holder = this.linkTarget()
+    if (holder === undefined) return undefined
+    const speaker = this.isSibling(holder) ? parseOwnSocket(holder)?.instance : undefined
+    if (handover.instance === speaker) return undefined
+    return `it is from ${handover.instance} (pid ${handover.pid}), but the link names ${holder}, the last process that spoke for this worker`
+  }
+
   /** The socket of a live sibling that is taking a handover over right now, if any. */
   private async liveClaimer(): Promise<string | undefined> {
     for (const name of readdirSync(this.options.paths.dir)) {
@@ -358,6 +424,30 @@ export class Succession {
       if (this.isSibling(name) && (await this.isLive(name))) return true
     }
     return false
+  }
+
+  /**
+   * Temporary files of this worker id's handover and link whose writers died mid-way (a
+   * kill -9 between write and rename): nobody will ever rename them.
+   */
+  private removeDeadWritersTemporaries(): void {
+    const { dir } = this.options.paths
+    const handoverTemporary = `${basename(this.handoverPath)}.`
+    const linkTemporary = `${basename(this.linkPath)}.`
+    for (const name of readdirSync(dir)) {
+      if (!name.endsWith('.tmp')) continue
+      let pid: number | undefined
+      if (name.startsWith(handoverTemporary)) {
+        pid = Number(name.slice(handoverTemporary.length, -'.tmp'.length))
+      } else if (name.startsWith(linkTemporary)) {
+        const instance = name.slice(linkTemporary.length, -'.tmp'.length)
+        if (instance === this.options.instance) continue
+        pid = pidOfInstance(instance)
+      }
+      if (pid !== undefined && Number.isSafeInteger(pid) && pid > 0 && !pidExists(pid)) {
+        removeIfPresent(join(dir, name))
+      }
+    }
   }
 
   /** Sockets of earlier processes of this worker id that died without closing (kill -9). */

@@ -15,7 +15,7 @@ import {
   rmSync,
   type Stats,
 } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** What was at the path is not a regular file within the size limit; the message says why. */
 export class RefusedFileError extends Error {
@@ -25,6 +25,15 @@ export class RefusedFileError extends Error {
 /** Refused entries kept per path, newest first, for someone to look at; older ones go. */
 export const KEPT_REFUSED_ENTRIES = 3
 
+/**
+ * Refused entries kept per directory, whatever their paths (a claim's path is new for every
+ * process, so the per-path limit alone bounds nothing): the newest this many, and of those only
+ * as many as fit in `KEPT_REFUSED_BYTES`.
+ */
+export const KEPT_REFUSED_PER_DIRECTORY = 10
+/** Two handovers of the largest size read (8 MiB each) and a little more. */
+export const KEPT_REFUSED_BYTES = 17 * 1024 * 1024
+
 const CHUNK_BYTES = 64 * 1024
 
 /**
@@ -33,8 +42,16 @@ const CHUNK_BYTES = 64 * 1024
  * file) without reading it, and the original error when nothing is there (ENOENT).
  */
 export function readRegularFile(path: string, maxBytes: number): Buffer {
+  return readRegularFileAndStats(path, maxBytes).bytes
+}
+
+/** As `readRegularFile`, with the opened file's stats (its modification time, say). */
+export function readRegularFileAndStats(
+  path: string,
+  maxBytes: number,
+): { bytes: Buffer; stats: Stats } {
   refuseUnlessRegular(lstatSync(path), maxBytes)
-  return readOpenedRegularFile(path, maxBytes)
+  return readOpenedFile(path, maxBytes)
 }
 
 /**
@@ -43,6 +60,10 @@ export function readRegularFile(path: string, maxBytes: number): Buffer {
  * (O_NONBLOCK), then checks what was opened before reading at most `maxBytes + 1` bytes.
  */
 export function readOpenedRegularFile(path: string, maxBytes: number): Buffer {
+  return readOpenedFile(path, maxBytes).bytes
+}
+
+function readOpenedFile(path: string, maxBytes: number): { bytes: Buffer; stats: Stats } {
   let fd: number
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
@@ -53,8 +74,9 @@ export function readOpenedRegularFile(path: string, maxBytes: number): Buffer {
     throw err
   }
   try {
-    refuseUnlessRegular(fstatSync(fd), maxBytes)
-    return readAtMost(fd, maxBytes)
+    const stats = fstatSync(fd)
+    refuseUnlessRegular(stats, maxBytes)
+    return { bytes: readAtMost(fd, maxBytes), stats }
   } finally {
     closeSync(fd)
   }
@@ -136,17 +158,39 @@ function refusedName(path: string, stamp: number): string {
   return `${path}.refused-${stamp}`
 }
 
+const REFUSED_NAME = /^(.+)\.refused-(\d+)$/
+
 function removeOldRefused(path: string): void {
   const dir = dirname(path)
-  const prefix = `${basename(path)}.refused-`
   const stamped = readdirSync(dir)
-    .filter((name) => name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)))
-    .map((name) => ({ name, stamp: Number(name.slice(prefix.length)) }))
+    .map((name) => ({ name, match: REFUSED_NAME.exec(name) }))
+    .filter(({ match }) => match !== null)
+    .map(({ name, match }) => ({
+      name,
+      of: (match as RegExpExecArray)[1],
+      stamp: Number((match as RegExpExecArray)[2]),
+    }))
     .sort((a, b) => b.stamp - a.stamp)
-  for (const { name } of stamped.slice(KEPT_REFUSED_ENTRIES)) {
+  const keptOf = new Map<string, number>()
+  let kept = 0
+  let bytes = 0
+  for (const entry of stamped) {
+    const ofPath = keptOf.get(entry.of) ?? 0
+    // lstat: a link's own size, a directory's entry size; what it holds is not followed.
+    const size = lstatSync(join(dir, entry.name), { throwIfNoEntry: false })?.size ?? 0
+    const keep =
+      ofPath < KEPT_REFUSED_ENTRIES &&
+      kept < KEPT_REFUSED_PER_DIRECTORY &&
+      bytes + size <= KEPT_REFUSED_BYTES
+    if (keep) {
+      keptOf.set(entry.of, ofPath + 1)
+      kept++
+      bytes += size
+      continue
+    }
     try {
       // rm does not follow a link: a refused link goes, never what it points at.
-      rmSync(join(dir, name), { recursive: true, force: true })
+      rmSync(join(dir, entry.name), { recursive: true, force: true })
     } catch {
       // Best effort: an old entry that cannot be removed (e.g. a directory we may not empty)
       // only takes room; it must not fail the start that moved a new one aside.

@@ -53,6 +53,7 @@ export function clusterCollector(
     log: {
       info: (obj, msg) => fastify.log.info(obj, msg),
       warn: (obj, msg) => fastify.log.warn(obj, msg),
+      error: (obj, msg) => fastify.log.error(obj, msg),
     },
   })
   fastify.addHook('onReady', async () => view.start())
