@@ -696,6 +696,8 @@ test('under the shared temporary directory, the service’s own parent is checke
   process.env.TMPDIR = shared
   try {
     const dir = socketDirFor('webapp-5077')
+    // Never the short fallback under /tmp, which other processes of this user may be using.
+    assert.ok(dir.startsWith(shared), `${dir} is under ${shared}; use a shorter TMPDIR`)
     // Another user made the parent first.
     mkdirSync(join(dir, '..'), { mode: 0o777 })
     chmodSync(join(dir, '..'), 0o777)

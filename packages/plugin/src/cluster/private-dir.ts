@@ -37,7 +37,7 @@ function checkPrivateDir(dir: string): void {
   const stat = lstatSync(dir)
   const refuse = (reason: UnsafeReason, what: string) => {
     throw new UnsafeDirectoryError(
-      `metrics socket directory ${JSON.stringify(dir)} is not private: ${what}; remove it or set METRICS_SOCKET_DIR to a directory of your own with mode 0700`,
+      `metrics socket directory ${JSON.stringify(dir)} is not private: ${what}; remove it or set the plugin option cluster.socketDir to a directory of your own with mode 0700`,
       reason,
     )
   }

@@ -72,29 +72,59 @@ export interface SocketPaths {
 
 /**
  * The directory is keyed (by app name, and the service adds its port) so two PM2 apps, or two
- * copies of one app, never answer for each other. Under the shared temporary directory its
- * parent, `pm2-metrics-<uid>`, is the service's own and is checked as well.
+ * copies of one app, never answer for each other. By default its parent, `pm2-metrics-<uid>`,
+ * is the user's own and is checked as well: under TMPDIR when a socket of any worker id fits
+ * there, otherwise under /tmp, since a long TMPDIR (macOS gives ~50 bytes) leaves no room in
+ * sun_path. The choice depends on TMPDIR and the key alone, so every worker of the app makes
+ * the same one.
  */
 export function socketDirFor(key: string, baseDir?: string): string {
-  let safeKey = key.replace(/[^A-Za-z0-9_.-]/g, '_') || 'app'
+  const name = keyDirName(key)
+  if (baseDir !== undefined) return join(baseDir, name)
+  const underTmpdir = join(ownBaseDirs()[0], name)
+  return fitsSunPath(underTmpdir) ? underTmpdir : join(ownBaseDirs()[1], name)
+}
+
+function keyDirName(key: string): string {
+  const safeKey = key.replace(/[^A-Za-z0-9_.-]/g, '_') || 'app'
   // A long key is shortened, and kept distinct by a digest, so a socket's path stays in sun_path.
-  if (safeKey.length > MAX_KEY_LENGTH) {
-    const digest = createHash('sha256').update(key).digest('hex').slice(0, 8)
-    safeKey = `${safeKey.slice(0, MAX_KEY_LENGTH - 9)}-${digest}`
-  }
-  return join(baseDir ?? defaultBaseDir(), safeKey)
+  if (safeKey.length <= MAX_KEY_LENGTH) return safeKey
+  const digest = createHash('sha256').update(key).digest('hex').slice(0, 8)
+  return `${safeKey.slice(0, MAX_KEY_LENGTH - 9)}-${digest}`
 }
 
-function defaultBaseDir(): string {
-  return join(tmpdir(), `pm2-metrics-${userInfo().uid}`)
+/**
+ * The user's own parents of default socket directories: under TMPDIR, and the short one under
+ * /tmp (not $XDG_RUNTIME_DIR: it is removed at logout, while PM2 outlives the session).
+ */
+function ownBaseDirs(): [string, string] {
+  const name = `pm2-metrics-${userInfo().uid}`
+  return [join(tmpdir(), name), join('/tmp', name)]
 }
 
-export function createSocketPaths(dir: string): SocketPaths {
-  const ownParent = dirname(dir) === defaultBaseDir()
+/** The longest path a process of `workerId` (any worker id by default) binds in `dir`. */
+function longestSocketPath(dir: string, workerId = 'x'.repeat(MAX_WORKER_ID_LENGTH)): string {
+  return join(dir, ownSocketName(workerId, `${LONGEST_PID}-${'f'.repeat(TOKEN_LENGTH)}`))
+}
+
+function fitsSunPath(dir: string, workerId?: string): boolean {
+  return Buffer.byteLength(longestSocketPath(dir, workerId)) <= MAX_SOCKET_PATH
+}
+
+function ownSocketName(workerId: string, instance: string): string {
+  return `${workerId}.${instance}.sock`
+}
+
+/**
+ * The paths of `dir`, made and checked private. `workerId` is this process' worker id: its
+ * socket must fit in sun_path there (each worker checks its own; any worker id when omitted).
+ */
+export function createSocketPaths(dir: string, workerId?: string): SocketPaths {
+  const ownParent = ownBaseDirs().includes(dirname(dir))
   const paths: SocketPaths = {
     dir,
     linkFor: (workerId) => join(dir, `${workerId}.sock`),
-    ownSocket: (workerId, instance) => join(dir, `${workerId}.${instance}.sock`),
+    ownSocket: (workerId, instance) => join(dir, ownSocketName(workerId, instance)),
     stoppingMarkFor: (socketName) => join(dir, `${socketName}.stopping`),
     handoverFor: (workerId) => join(dir, `${workerId}.handover.json`),
     claimFor: (workerId, instance) => join(dir, `${workerId}.handover.${instance}.claimed`),
@@ -104,13 +134,10 @@ export function createSocketPaths(dir: string): SocketPaths {
       ensurePrivateDir(dir)
     },
   }
-  const longest = paths.ownSocket(
-    'x'.repeat(MAX_WORKER_ID_LENGTH),
-    `${LONGEST_PID}-${'f'.repeat(TOKEN_LENGTH)}`,
-  )
-  if (Buffer.byteLength(longest) > MAX_SOCKET_PATH) {
+  if (!fitsSunPath(dir, workerId)) {
+    const bytes = Buffer.byteLength(longestSocketPath(dir, workerId))
     throw new Error(
-      `metrics socket directory ${JSON.stringify(dir)} is too long for a unix socket path; set METRICS_SOCKET_DIR to a shorter one`,
+      `metrics socket directory ${JSON.stringify(dir)} is too long for a unix socket path (a worker's socket there takes up to ${bytes} bytes, at most ${MAX_SOCKET_PATH} fit); set the plugin option cluster.socketDir to a shorter directory`,
     )
   }
   paths.ensure()

@@ -45,7 +45,7 @@ export function clusterCollector(
     gatherTimeoutMs: options.gatherTimeoutMs ?? 1000,
     reuseMs: options.reuseMs ?? 0,
     native,
-    paths: createSocketPaths(options.socketDir ?? socketDirFor(key)),
+    paths: createSocketPaths(options.socketDir ?? socketDirFor(key), workerId),
     // A worker that missed a gather is logged by the worker that noticed.
     onMissing: (workerIds, budgetMs) =>
       fastify.log.warn({ missing: workerIds, budgetMs }, 'workers missing from the metrics gather'),
