@@ -53,6 +53,7 @@ type Row = [string | undefined, string]
 function check(rows: Row[]) {
   for (const [accept, contentType] of rows) {
     const got = negotiate(accept)
+    assert.ok(got !== undefined, `${accept} is answered`)
     assert.equal(got.contentType, contentType, String(accept))
     assert.equal(got.format, formatOf(contentType), String(accept))
   }
@@ -165,12 +166,25 @@ test('q-values decide, with the most specific range counting', () => {
   ])
 })
 
-test('refused with q=0, or nothing acceptable: the text format 0.0.4', () => {
+test('one format refused with q=0, or nothing acceptable: the text format 0.0.4', () => {
   check([
     ['application/openmetrics-text;q=0', TEXT_004],
     ['application/openmetrics-text;q=0.000, text/plain;q=0.1', TEXT_004],
-    ['text/plain;q=0, */*;q=0', TEXT_004],
+    ['application/json', TEXT_004],
   ])
+})
+
+test('every format refused with q=0, the text format 0.0.4 included: nothing (406)', () => {
+  for (const accept of [
+    '*/*;q=0',
+    'text/*;q=0',
+    'text/plain;q=0, */*;q=0',
+    'text/plain;version=0.0.4;q=0',
+    'text/*;q=0, application/openmetrics-text;q=0',
+    'text/plain;q=0, */*',
+  ]) {
+    assert.equal(negotiate(accept), undefined, accept)
+  }
 })
 
 test('malformed elements are skipped, well-formed ones still count', () => {

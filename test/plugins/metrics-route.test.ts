@@ -46,6 +46,30 @@ test('OpenMetrics when the scrape prefers it, the text format otherwise', async 
   }
 })
 
+test('an Accept header that refuses every format with q=0 gets 406, not text', async (t) => {
+  const app = await build(t)
+  for (const accept of [
+    '*/*;q=0',
+    'text/*;q=0',
+    'text/plain;q=0, application/openmetrics-text;q=0',
+  ]) {
+    const res = await app.inject({ url: '/metrics', headers: { accept } })
+    assert.equal(res.statusCode, 406, accept)
+    assert.match(res.headers['content-type'] as string, /^text\/plain/, accept)
+    assert.match(res.body, /^Not Acceptable: \/metrics answers in text\/plain/, accept)
+    assert.doesNotMatch(res.body, /jobs_total/, accept)
+    assert.equal(res.headers.vary, 'Accept, Accept-Encoding', accept)
+  }
+  // Refusing the text formats leaves OpenMetrics, when the header names it.
+  const openmetrics = await app.inject({
+    url: '/metrics',
+    headers: { accept: 'text/*;q=0, application/openmetrics-text' },
+  })
+  assert.equal(openmetrics.statusCode, 200)
+  assert.equal(openmetrics.headers['content-type'], OPENMETRICS)
+  assert.match(openmetrics.body, /^jobs_total 4$/m)
+})
+
 test("each Prometheus' Accept header: its preferred format, and a Content-Type naming it", async (t) => {
   const app = await build(t)
   const answers: Record<PrometheusAcceptName, string> = {

@@ -121,9 +121,11 @@ const FALLBACK: Negotiated = { format: 'prometheus', contentType: contentTypeOf(
  * highest q-value above 0 (ties go to the earlier offer), each offer's q-value being that of
  * the most specific media range naming it (RFC 9110): the type with its own version, then
  * without a version, then with another version it satisfies, then `type/*`, then `*\/*`. The text
- * format 0.0.4 when nothing is acceptable, or the header is absent or malformed.
+ * format 0.0.4 when nothing is acceptable, or the header is absent or malformed (the header is
+ * then disregarded, as RFC 9110 allows); `undefined` (406) when the header refuses that too with
+ * q=0, such as `*\/*;q=0` or `text/*;q=0`, since then every offer is refused.
  */
-export function negotiate(accept: string | undefined): Negotiated {
+export function negotiate(accept: string | undefined): Negotiated | undefined {
   if (accept === undefined) return FALLBACK
   const ranges = parseAccept(accept)
   let best: { offer: Offer; range: MediaRange } | undefined
@@ -132,7 +134,7 @@ export function negotiate(accept: string | undefined): Negotiated {
     if (range === undefined || range.q === 0) continue
     if (best === undefined || range.q > best.range.q) best = { offer, range }
   }
-  if (best === undefined) return FALLBACK
+  if (best === undefined) return decidingRange(TEXT_0_0_4, ranges)?.q === 0 ? undefined : FALLBACK
   const escaping = best.range.params.escaping
   return {
     format: best.offer.format,

@@ -13,6 +13,10 @@ import { type Exposition, type ExpositionFormat, negotiate } from '../cluster/ex
 
 const gzipAsync = promisify(gzip)
 
+/** The answer to a scrape whose Accept header refuses every format: what it could ask for. */
+const NOT_ACCEPTABLE =
+  'Not Acceptable: /metrics answers in text/plain (version 0.0.4 or 1.0.0), application/openmetrics-text (version 1.0.0) or application/vnd.google.protobuf (proto=io.prometheus.client.MetricFamily; encoding=delimited)\n'
+
 /** What a scrape asks for. */
 export interface Scrape {
   format: ExpositionFormat
@@ -85,14 +89,18 @@ export async function metricsRoute(
     options.path,
     { config: { disableMetrics: options.measure !== true }, logLevel: 'warn' },
     async (request, reply) => {
-      const { format, contentType } = negotiate(request.headers.accept)
+      const negotiated = negotiate(request.headers.accept)
+      reply.header('Vary', 'Accept, Accept-Encoding')
+      // Every format refused with q=0: answering text anyway would ignore what the client said.
+      if (negotiated === undefined) return reply.code(406).send(NOT_ACCEPTABLE)
+      const { format, contentType } = negotiated
       const timeout = request.headers['x-prometheus-scrape-timeout-seconds']
       const compress = new Negotiator(request).encoding(['gzip', 'identity']) === 'gzip'
       const body = await answer(
         { format, scrapeTimeoutSeconds: Array.isArray(timeout) ? timeout[0] : timeout },
         compress,
       )
-      reply.type(contentType).header('Vary', 'Accept, Accept-Encoding')
+      reply.type(contentType)
       if (compress) reply.header('Content-Encoding', 'gzip')
       return reply.send(body)
     },
