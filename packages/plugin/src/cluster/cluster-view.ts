@@ -361,7 +361,7 @@ export class ClusterView {
       removeIfPresent(join(paths.dir, target))
       removeIfPresent(paths.stoppingMarkFor(target))
       this.options.log?.info(
-        { worker_id: id },
+        { departed_worker_id: id },
         'removed the link of a worker that stopped and died',
       )
     }

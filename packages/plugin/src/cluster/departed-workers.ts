@@ -111,12 +111,12 @@ export class DepartedWorkers {
     this.reads.set(name, read)
     if (typeof read.departed === 'string') {
       this.options.log.warn(
-        { worker_id: workerId, reason: read.departed },
+        { departed_worker_id: workerId, reason: read.departed },
         'not serving the handover of a worker that left',
       )
     } else {
       this.options.log.info(
-        { worker_id: workerId },
+        { departed_worker_id: workerId },
         'serving the last counts of a worker that left, until a process of it takes them',
       )
     }
@@ -140,7 +140,7 @@ export class DepartedWorkers {
     const { dropped, reasons } = carried.add(handover.families)
     if (dropped > 0) {
       this.options.log.warn(
-        { worker_id: workerId, dropped, reasons },
+        { departed_worker_id: workerId, dropped, reasons },
         'left series out of a departed worker’s handover that this process’ metrics no longer define',
       )
     }
@@ -149,7 +149,7 @@ export class DepartedWorkers {
     const native = this.options.native?.detached(handover.native ?? [], handover.families)
     if (native !== undefined && native.dropped > 0) {
       this.options.log.warn(
-        { worker_id: workerId, dropped: native.dropped },
+        { departed_worker_id: workerId, dropped: native.dropped },
         'left native histograms out of a departed worker’s handover',
       )
     }
