@@ -7,7 +7,9 @@
 //    starts, and every request still arriving on an open connection), so a client finishes
 //    that exchange and opens its next request elsewhere: no race for busy connections;
 //  - a connection with nothing in flight and no bytes moved for a whole check interval is
-//    closed: it is idle, and a client that still holds it would reconnect.
+//    closed: it is idle, and a client that still holds it would reconnect. It is closed only
+//    after the event loop has read the socket, so a request that has already arrived is
+//    answered (with `Connection: close`) rather than reset.
 // At `acceptMs` every connection without a request in flight is closed, including one whose
 // client is still sending its headers slowly, so no request starts after it: every request the
 // worker took ends by `acceptMs` plus the longest request. At `hardStopMs` whatever is still
@@ -65,21 +67,21 @@ export class ConnectionDrain {
     hardStop.unref()
 
     const lastSeen = new Map<Socket, number>()
-    const busy = this.busySockets.bind(this)
     const closeIdle = () => {
-      const withRequests = busy()
+      const withRequests = this.busySockets()
+      const idle: Socket[] = []
       for (const socket of this.sockets) {
-        const traffic = socket.bytesRead + socket.bytesWritten
-        if (!withRequests.has(socket) && lastSeen.get(socket) === traffic) socket.destroy()
+        const traffic = trafficOf(socket)
+        if (!withRequests.has(socket) && lastSeen.get(socket) === traffic) idle.push(socket)
         else lastSeen.set(socket, traffic)
       }
+      this.closeAfterRead(idle, (socket) => lastSeen.get(socket) === trafficOf(socket))
     }
     const interval = setInterval(closeIdle, this.idleCheckMs)
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        const withRequests = busy()
-        for (const socket of this.sockets) if (!withRequests.has(socket)) socket.destroy()
-        resolve()
+        // A request already received is answered; a socket with none (or half of one) closes.
+        this.closeAfterRead([...this.sockets], () => true).then(resolve)
       }, deadlines.acceptMs)
       // The plain net.Server close: stop listening, keep the open connections for now. Its
       // callback runs once the last connection is gone.
@@ -91,11 +93,34 @@ export class ConnectionDrain {
     }).finally(() => clearInterval(interval))
   }
 
+  /**
+   * Destroys those of `sockets` still without a request in flight, and still `idle`, once the
+   * event loop has read what arrived. Timers run before the loop reads sockets: a request a
+   * client wrote on a kept-alive connection while this worker was busy is still unread when
+   * the timer runs, and destroying its socket then resets it (ECONNRESET) instead of answering
+   * it with `Connection: close`, as every other request during the drain is.
+   */
+  private closeAfterRead(sockets: Socket[], idle: (socket: Socket) => boolean): Promise<void> {
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        const withRequests = this.busySockets()
+        for (const socket of sockets) {
+          if (!withRequests.has(socket) && idle(socket)) socket.destroy()
+        }
+        resolve()
+      }),
+    )
+  }
+
   private busySockets(): Set<Socket> {
     const sockets = new Set<Socket>()
     for (const response of this.inFlight) sockets.add(response.req.socket)
     return sockets
   }
+}
+
+function trafficOf(socket: Socket): number {
+  return socket.bytesRead + socket.bytesWritten
 }
 
 /** `Connection: close` on a response that has not been sent; one already sent is left alone. */

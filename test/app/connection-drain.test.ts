@@ -3,7 +3,7 @@
 // request that outlasts the budget. Real sockets on 127.0.0.1, the real app's HTTP options.
 import assert from 'node:assert/strict'
 import { Agent, type IncomingHttpHeaders, request } from 'node:http'
-import type { Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { after, test } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { ConnectionDrain } from '../../src/lib/connection-drain'
@@ -160,4 +160,70 @@ test('the hard stop cuts a request that outlasts the budget and says how many it
     agent.destroy()
     await app.close()
   }
+})
+
+/** Blocks the event loop, as a worker busy rendering or writing its handover does. */
+function busyFor(ms: number): void {
+  const end = performance.now() + ms
+  while (performance.now() < end);
+}
+
+/**
+ * A client reuses its kept-alive connection mid-drain at `writeAtMs` while the worker is busy
+ * for `busyMs`: a close due in that time (an idle check, or acceptMs) comes due with the
+ * request unread, as timers run before the event loop reads sockets. What the client gets.
+ */
+async function reuseWhileBusy(
+  idleCheckMs: number,
+  acceptMs: number,
+  writeAtMs: number,
+  busyMs: number,
+): Promise<{ ended: string; received: string }> {
+  const { app, port, drain } = await startApp(idleCheckMs)
+  const client = connect(port, '127.0.0.1')
+  let received = ''
+  client.setEncoding('utf8')
+  client.on('data', (chunk: string) => {
+    received += chunk
+  })
+  const ended = new Promise<string>((resolve) => {
+    client.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+    client.on('close', () => resolve('closed'))
+  })
+  try {
+    client.write('GET /ok HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    while (!received.endsWith('{"ok":true}')) await new Promise((resolve) => setTimeout(resolve, 5))
+    assert.match(received, /^HTTP\/1\.1 200 OK\r\n/)
+    assert.match(received, /\r\nConnection: keep-alive\r\n/i)
+    received = ''
+    const draining = drain.drain({ acceptMs, hardStopMs: 8000 })
+    await new Promise((resolve) => setTimeout(resolve, writeAtMs))
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        client.write('GET /no-such-route HTTP/1.1\r\nHost: localhost\r\n\r\n')
+        busyFor(busyMs)
+        resolve()
+      }),
+    )
+    const result = { ended: await ended, received }
+    await draining
+    return result
+  } finally {
+    client.destroy()
+    await app.close()
+  }
+}
+
+test('a request that reaches an idle connection while the worker is busy is answered with Connection: close, not reset', async () => {
+  // One idle check finds the connection idle; the next, a whole interval later, would close
+  // it, and comes due while the worker is busy with the request already sent.
+  const byIdleCheck = await reuseWhileBusy(300, 5000, 450, 300)
+  // acceptMs comes due while the worker is busy with the request already sent.
+  const byAcceptMs = await reuseWhileBusy(60_000, 450, 300, 300)
+  for (const { ended, received } of [byIdleCheck, byAcceptMs]) {
+    assert.equal(ended, 'closed')
+    assert.match(received, /^HTTP\/1\.1 404 Not Found\r\n/)
+    assert.match(received, /\r\nConnection: close\r\n/i)
+  }
+  assert.deepEqual(uncaught, [])
 })
