@@ -65,7 +65,7 @@ function view(workerId: string, subdir: string, reuseMs = 0) {
     scope: 'test:1',
     gatherTimeoutMs: 500,
     reuseMs,
-    paths: createSocketPaths(join(base, subdir)),
+    paths: createSocketPaths(join(base, subdir), workerId),
     onMissing: (ids) => missing.push(ids),
   })
   return { clusterView, http, missing, renders: () => renders }
@@ -109,7 +109,7 @@ function richView(workerId: string, subdir: string) {
     workerId,
     scope: 'test:1',
     gatherTimeoutMs: 500,
-    paths: createSocketPaths(join(base, subdir)),
+    paths: createSocketPaths(join(base, subdir), workerId),
   })
   return { clusterView, http }
 }
@@ -607,7 +607,7 @@ test('a link one worker restores is seen by another worker’s gather', async ()
   const b = view('1', 'healed-elsewhere')
   await a.clusterView.start()
   await b.clusterView.start()
-  const link = createSocketPaths(join(base, 'healed-elsewhere')).linkFor('0')
+  const link = createSocketPaths(join(base, 'healed-elsewhere'), '0').linkFor('0')
   try {
     assert.deepEqual((await b.clusterView.gather()).answered, ['0', '1'])
     unlinkSync(link)
@@ -633,7 +633,7 @@ test('a link one worker restores is seen by another worker’s gather', async ()
 
 function assertRefused(path: string, reason: RegExp): void {
   assert.throws(
-    () => createSocketPaths(path),
+    () => createSocketPaths(path, '0'),
     (err: Error) => {
       assert.match(err.message, reason)
       assert.ok(err.message.includes(path), err.message)
@@ -695,15 +695,19 @@ test('under the shared temporary directory, the service’s own parent is checke
   const previous = process.env.TMPDIR
   process.env.TMPDIR = shared
   try {
-    const dir = socketDirFor('webapp-5077')
+    // A one-letter key keeps the directory under TMPDIR for a TMPDIR of up to about 20 bytes.
+    const dir = socketDirFor('w')
     // Never the short fallback under /tmp, which other processes of this user may be using.
     assert.ok(dir.startsWith(shared), `${dir} is under ${shared}; use a shorter TMPDIR`)
     // Another user made the parent first.
     mkdirSync(join(dir, '..'), { mode: 0o777 })
     chmodSync(join(dir, '..'), 0o777)
-    assert.throws(() => createSocketPaths(dir), /pm2-metrics-\d+" is not private: its mode is 0777/)
+    assert.throws(
+      () => createSocketPaths(dir, '0'),
+      /pm2-metrics-\d+" is not private: its mode is 0777/,
+    )
     rmSync(join(dir, '..'), { recursive: true })
-    createSocketPaths(dir)
+    createSocketPaths(dir, '0')
   } finally {
     if (previous === undefined) delete process.env.TMPDIR
     else process.env.TMPDIR = previous
