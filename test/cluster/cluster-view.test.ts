@@ -296,7 +296,7 @@ test('a family one worker types differently is left out of its part, counted in 
     const dropped = warnings.filter((w) => w.msg.includes('another worker types it differently'))
     assert.deepEqual(
       dropped.map((w) => w.obj),
-      [{ family: 'jobs', worker_id: '1', type: 'gauge', family_type: 'counter' }],
+      [{ family: 'jobs', source_worker_id: '1', type: 'gauge', family_type: 'counter' }],
     )
   } finally {
     for (const w of workers) await w.close()

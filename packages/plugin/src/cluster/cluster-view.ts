@@ -112,7 +112,7 @@ export class ClusterView {
         (options.log ?? quietLog).warn(
           {
             family: dropped.family,
-            worker_id: dropped.workerId,
+            source_worker_id: dropped.workerId,
             type: dropped.type,
             family_type: dropped.familyType,
           },
