@@ -31,6 +31,7 @@ import {
   textSamples,
 } from '../../harness/protobuf'
 import { abnormalExits, increaseSince, workerErrors } from '../../harness/traffic-phases'
+import { socketDirFor } from '../../packages/plugin/src/cluster/socket-paths'
 
 const run = promisify(execFile)
 
@@ -405,5 +406,21 @@ scrape_configs:${jobs}
   } finally {
     await prometheus?.stop()
     await Promise.all([...apps.values()].map((app) => app.stop()))
+    // The plugin's default socket directories, keyed by the app names, for each app's TMPDIR.
+    for (const app of apps.values()) {
+      rmSync(socketDirUnder(app.env.TMPDIR, app.name), { recursive: true, force: true })
+    }
   }
 })
+
+/** socketDirFor(key) as a process whose TMPDIR is `dir` (the tests' own if undefined) sees it. */
+function socketDirUnder(dir: string | undefined, key: string): string {
+  const own = process.env.TMPDIR
+  if (dir !== undefined) process.env.TMPDIR = dir
+  try {
+    return socketDirFor(key)
+  } finally {
+    if (own === undefined) delete process.env.TMPDIR
+    else process.env.TMPDIR = own
+  }
+}
