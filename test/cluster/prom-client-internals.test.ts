@@ -194,6 +194,26 @@ for (const { name: clientName, module: client, internals } of CLIENTS) {
     )
   })
 
+  test(`${clientName}: a summary's values without labels of their own read as no labels`, async () => {
+    const summary = new client.Summary({ name: 'wait_seconds', help: 'w', registers: [] })
+    summary.observe(1)
+    const data = await renderedData(asRenderable(summary))
+    assert.deepEqual(
+      data.values.map((value) => {
+        const { quantile: _quantile, ...labels } = seriesLabelsOf(value)
+        return [value.metricName ?? 'wait_seconds', labels]
+      }),
+      [
+        ...data.values
+          .filter((value) => value.metricName === undefined)
+          .map(() => ['wait_seconds', {}]),
+        ['wait_seconds_sum', {}],
+        ['wait_seconds_count', {}],
+      ],
+      `${clientName} changed a summary's values; ${SEE}`,
+    )
+  })
+
   test(`${clientName}: a histogram labels its finite buckets with numbers and its last with "+Inf"`, async () => {
     const jobs = histogram()
     jobs.observe({ kind: 'a' }, 0.5)

@@ -17,6 +17,7 @@ import { duplicateSeries } from '../../harness/exposition'
 import { PROMETHEUS_ACCEPT } from '../../harness/prometheus-accept'
 import { decodeFamilies, protobufSamples, samplesByKey, textSamples } from '../../harness/protobuf'
 import { ClusterView } from '../../packages/plugin/src/cluster/cluster-view'
+import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
 import { createSocketPaths } from '../../packages/plugin/src/cluster/socket-paths'
 import { clientFor } from '../../packages/plugin/src/lib/metrics-client'
 import metricsPlugin from '../../packages/plugin/src/plugin'
@@ -109,6 +110,20 @@ test('with @prometheus-io/client, /metrics answers in text, OpenMetrics and prot
   // series' native histogram too.
   const labels = { method: 'GET', route: '/', status_code: '200', worker_id: '0' }
   assert.equal(app.metrics.nativeFor(REQUEST_DURATION, labels)?.count, 4)
+})
+
+test("@prometheus-io/client's process metrics render in protobuf as in text", async () => {
+  const registry = createWorkerRegistry('0', true, clientFor(new prometheusIo.Registry()))
+  const text = await renderRegistry(registry, 'prometheus')
+  const protobuf = await renderRegistry(registry, 'protobuf')
+  const fromProtobuf = samplesByKey(protobufSamples(decodeFamilies(protobuf as Uint8Array)))
+  // Its event-loop utilization summary, which has no labels of its own, among them.
+  const summaryCount = 'nodejs_eventloop_utilization_summary_count{worker_id="0"}'
+  assert.equal(typeof fromProtobuf.get(summaryCount)?.value, 'number')
+  assert.deepEqual(
+    [...fromProtobuf.keys()].sort(),
+    [...samplesByKey(textSamples(text as string)).keys()].sort(),
+  )
 })
 
 /** A worker's cluster view over a registry of @prometheus-io/client. */

@@ -253,11 +253,12 @@ export function renderedData(metric: RenderableMetric): Promise<MetricData> {
 /**
  * A rendered value's full label set. A histogram's `getForPromString()` keeps the series labels
  * in `sharedLabels` and only `le` in `labels`; `get()` merges them into `labels`.
+ * @prometheus-io/client's summary leaves `labels` out of the `_sum` and `_count` of a series
+ * without labels (its registry reads the absence as none).
  */
 export function seriesLabelsOf(value: RenderedValue): Labels {
-  return value.sharedLabels === undefined
-    ? value.labels
-    : { ...value.sharedLabels, ...value.labels }
+  const labels = (value.labels as Labels | undefined) ?? {}
+  return value.sharedLabels === undefined ? labels : { ...value.sharedLabels, ...labels }
 }
 
 function objectOrUndefined(value: unknown): object | undefined {
