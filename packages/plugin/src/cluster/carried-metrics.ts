@@ -7,13 +7,8 @@
 // itself that renders the live values plus the carried base, and forgets the base on reset()
 // and remove(); everything else (inc, labels, observe, startTimer, zero...) is the metric's own,
 // so `registry.getSingleMetric(name)` is as usable as before.
-import {
-  Counter,
-  Histogram,
-  type Metric,
-  type Registry,
-  type RegistryContentType,
-} from 'prom-client'
+import type { Metric, Registry, RegistryContentType } from 'prom-client'
+import { clientFor } from '../lib/metrics-client'
 import {
   asRenderable,
   defaultLabelsOf,
@@ -192,6 +187,7 @@ export class CarriedMetrics {
    * buckets), for values of another process to be added to and rendered from.
    */
   defineIn(registry: Registry<RegistryContentType>): void {
+    const { Counter, Histogram } = clientFor(registry)
     for (const [name, metric] of this.metrics) {
       const definition = {
         name,

@@ -4,7 +4,8 @@
 // its own registry; the answering worker only merges (text by family, protobuf by message).
 import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { clientFor } from '../lib/metrics-client'
 import { CarriedMetrics } from './carried-metrics'
 import { DepartedWorkers } from './departed-workers'
 import {
@@ -264,7 +265,7 @@ export class ClusterView {
     const merge = new RenderedMerge(format, (one) => dropped.push(one))
     for (const part of [...parts, ...left]) merge.add(part)
     this.droppedFamilies.round(dropped)
-    const health = new Registry()
+    const health = new (clientFor(this.options.registry).Registry)()
     addGatherMetrics(health, {
       expected: expected.filter((id) => !departed.has(id)),
       answered,

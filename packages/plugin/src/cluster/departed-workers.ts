@@ -6,7 +6,8 @@
 // the series end there (stale), as a stopped process' series do.
 import { lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { Registry, type RegistryContentType } from 'prom-client'
+import type { Registry, RegistryContentType } from 'prom-client'
+import { clientFor } from '../lib/metrics-client'
 import { defaultLabelsOf } from '../lib/prom-client-internals'
 import { CarriedMetrics } from './carried-metrics'
 import type { Exposition, ExpositionFormat } from './exposition-format'
@@ -130,7 +131,7 @@ export class DepartedWorkers {
   private departedFrom(handover: Handover, workerId: string): Departed | string {
     const mismatch = handoverOwnerMismatch(handover, this.options.scope, workerId)
     if (mismatch !== undefined) return mismatch
-    const registry = new Registry<RegistryContentType>()
+    const registry = new (clientFor(this.options.registry).Registry)<RegistryContentType>()
     // The departed worker's series carry its worker_id, as its own registry rendered them.
     registry.setDefaultLabels({ ...defaultLabelsOf(this.options.registry), worker_id: workerId })
     this.options.carried.defineIn(registry)

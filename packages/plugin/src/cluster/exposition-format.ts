@@ -1,6 +1,5 @@
 // The exposition formats /metrics can answer in, and the choice between them from a scrape's
 // Accept header, as Prometheus 2 and 3 send it (docs/design.md, /metrics).
-import { openMetricsContentType, prometheusContentType } from 'prom-client'
 import { type MediaRange, parseAccept } from './accept-header'
 import { PROTOBUF_CONTENT_TYPE } from './protobuf/metrics-schema'
 
@@ -16,10 +15,13 @@ export type ExpositionFormat = TextFormat | 'protobuf'
 /** A rendered exposition: text for the text formats, bytes for protobuf. */
 export type Exposition = string | Uint8Array
 
-/** The Content-Type prom-client renders each text format under. */
+/**
+ * The Content-Type each text format is rendered under: the client's own names for them, the
+ * same in prom-client and @prometheus-io/client (test/cluster/prom-client-internals.test.ts).
+ */
 export const CONTENT_TYPES = {
-  prometheus: prometheusContentType,
-  openmetrics: openMetricsContentType,
+  prometheus: 'text/plain; version=0.0.4; charset=utf-8',
+  openmetrics: 'application/openmetrics-text; version=1.0.0; charset=utf-8',
 } as const satisfies Record<TextFormat, string>
 
 /** What a scrape gets: the bytes to render, and the Content-Type that names them. */

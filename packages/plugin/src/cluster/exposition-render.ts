@@ -1,6 +1,7 @@
 // One registry rendered in the format a scrape asked for: the text formats by prom-client,
 // protobuf from the same values (protobuf/render.ts).
-import { type Metric, Registry, type RegistryContentType } from 'prom-client'
+import type { Metric, Registry, RegistryContentType } from 'prom-client'
+import { clientFor } from '../lib/metrics-client'
 import {
   asRenderable,
   defaultLabelsOf,
@@ -62,7 +63,7 @@ async function renderText(
   format: TextFormat,
   defaultLabels: Readonly<Labels> = {},
 ): Promise<string> {
-  const view = new Registry<RegistryContentType>()
+  const view = new (clientFor(registry).Registry)<RegistryContentType>()
   view.setContentType(CONTENT_TYPES[format])
   // The registry's own default labels win over the added ones, as a series' own labels win
   // over both when prom-client renders.

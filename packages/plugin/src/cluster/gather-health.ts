@@ -1,6 +1,7 @@
 // The gather's own health metrics, added by the worker that answers a scrape. They carry no
 // answering-worker label, so their series stay the same whichever worker a scrape lands on.
-import { Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { clientFor } from '../lib/metrics-client'
 import type { UnsafeReason } from './private-dir'
 
 /** The gather's own health, from the answering worker's point of view. */
@@ -20,6 +21,7 @@ export interface GatherReport {
  * their series stay the same whichever worker a scrape lands on.
  */
 export function addGatherMetrics(registry: Registry, report: GatherReport): void {
+  const { Gauge } = clientFor(registry)
   const gauge = (name: string, help: string, value: number) => {
     new Gauge({ name, help, registers: [registry] }).set(value)
   }

@@ -1,8 +1,10 @@
-// Everything this project reads from prom-client beyond its typed API, in one place. Each
-// accessor states one assumption, read from prom-client 15.1.3 (lib/counter.js,
-// lib/histogram.js, lib/metric.js, lib/registry.js); test/cluster/prom-client-internals.test.ts
-// checks each one and names it when an update breaks it. package.json pins prom-client to
-// ~15.1.3 so that only patch releases arrive unreviewed.
+// Everything this project reads from its metrics client beyond the typed API, in one place, for
+// each client it supports: prom-client 15.1.3 and @prometheus-io/client 0.16.1 (lib/counter.js,
+// lib/histogram.js, lib/metric.js, lib/registry.js, and lib/util.js's LabelMap of the latter).
+// Where the two differ (how a metric stores its series) each has its own ClientInternals; the
+// other reads hold for both. test/cluster/prom-client-internals.test.ts checks each one against
+// both clients and names it when an update breaks it; internalsProblems checks the installed
+// client once at registration. The peer ranges admit only releases read here.
 import type { Counter, Histogram, Registry, RegistryContentType } from 'prom-client'
 
 export type LabelValue = string | number
@@ -26,25 +28,154 @@ export interface HistogramEntry {
   bucketValues: Record<string, number>
 }
 
-type Entries<Entry> = Record<string, Entry>
+/**
+ * A series as the client stores it, written in place by the request hot path, and whether it is
+ * still the stored one (`reset()`, `remove()` and `registry.resetMetrics()` replace or drop it).
+ */
+export interface StoredSeries<Entry> {
+  entry: Entry
+  stillStored(): boolean
+}
 
 /**
- * A counter's series by label hash (`hashMap`). `reset()` and `registry.resetMetrics()` replace
- * the object, `remove()` deletes from it; `undefined` if it is not an object.
+ * How one client stores a metric's series: the only reads that differ between the clients.
+ * Every other read in this module holds for both, and the tests check each against both.
  */
-export function counterEntries(counter: Counter<string>): Entries<CounterEntry> | undefined {
-  return objectOrUndefined((counter as unknown as { hashMap?: unknown }).hashMap) as
-    | Entries<CounterEntry>
+export interface ClientInternals {
+  /** The counter's stored series with exactly `labels`, once it exists. */
+  counterSeries(counter: object, labels: Labels): StoredSeries<CounterEntry> | undefined
+  /** The histogram's stored series with exactly `labels`, once it exists. */
+  histogramSeries(histogram: object, labels: Labels): StoredSeries<HistogramEntry> | undefined
+}
+
+/**
+ * prom-client 15.1: a metric's series by label hash in a plain object (`hashMap`). `reset()`
+ * and `registry.resetMetrics()` replace the object, `remove()` deletes from it.
+ */
+export const promClientInternals: ClientInternals = {
+  counterSeries: (counter, labels) => hashMapSeries<CounterEntry>(counter, labels),
+  histogramSeries: (histogram, labels) => hashMapSeries<HistogramEntry>(histogram, labels),
+}
+
+function hashMapOf(metric: object): Record<string, { labels?: Labels }> | undefined {
+  return objectOrUndefined((metric as { hashMap?: unknown }).hashMap) as
+    | Record<string, { labels?: Labels }>
     | undefined
 }
 
-/** A histogram's series by label hash (`hashMap`), as `counterEntries`. */
-export function histogramEntries(
-  histogram: Histogram<string>,
-): Entries<HistogramEntry> | undefined {
-  return objectOrUndefined((histogram as unknown as { hashMap?: unknown }).hashMap) as
-    | Entries<HistogramEntry>
+function hashMapSeries<Entry>(metric: object, labels: Labels): StoredSeries<Entry> | undefined {
+  const entries = hashMapOf(metric)
+  if (entries === undefined) return undefined
+  // Found by its labels rather than by prom-client's hash, which this module does not repeat.
+  for (const key of Object.keys(entries)) {
+    const entry = entries[key]
+    if (entry !== undefined && sameLabels(entry.labels, labels)) {
+      return { entry: entry as Entry, stillStored: () => hashMapOf(metric)?.[key] === entry }
+    }
+  }
+  return undefined
+}
+
+/**
+ * @prometheus-io/client 0.16: a metric's series in a `LabelMap` (`store`), whose map is private:
+ * `entry(labels)` is the stored `{ labels, ... }` record of a label set. `reset()` replaces the
+ * store, `remove()` deletes from it.
+ */
+export const prometheusIoInternals: ClientInternals = {
+  counterSeries: (counter, labels) => labelMapSeries<CounterEntry>(counter, labels),
+  histogramSeries: (histogram, labels) => labelMapSeries<HistogramEntry>(histogram, labels),
+}
+
+interface LabelMapLike {
+  entry(labels: Labels): { labels?: Labels } | undefined
+}
+
+function labelMapOf(metric: object): LabelMapLike | undefined {
+  const store = objectOrUndefined((metric as { store?: unknown }).store) as
+    | Partial<LabelMapLike>
     | undefined
+  return typeof store?.entry === 'function' ? (store as LabelMapLike) : undefined
+}
+
+function labelMapSeries<Entry>(metric: object, labels: Labels): StoredSeries<Entry> | undefined {
+  const entry = labelMapOf(metric)?.entry(labels)
+  // The map keys by label values alone: the entry must have exactly these labels.
+  if (entry === undefined || !sameLabels(entry.labels, labels)) return undefined
+  return { entry: entry as Entry, stillStored: () => labelMapOf(metric)?.entry(labels) === entry }
+}
+
+function sameLabels(stored: Labels | undefined, labels: Labels): boolean {
+  if (typeof stored !== 'object' || stored === null) return false
+  const names = Object.keys(labels)
+  return (
+    Object.keys(stored).length === names.length &&
+    names.every((name) => stored[name] === labels[name])
+  )
+}
+
+/**
+ * What of `client`'s internals does not read as this module expects, checked on a throwaway
+ * counter and histogram of its own; empty when everything does.
+ */
+export function internalsProblems(client: {
+  Registry: new () => Registry<RegistryContentType>
+  Counter: new (config: {
+    name: string
+    help: string
+    labelNames: string[]
+    registers: Registry<RegistryContentType>[]
+  }) => Counter<string>
+  Histogram: new (config: {
+    name: string
+    help: string
+    labelNames: string[]
+    buckets: number[]
+    registers: Registry<RegistryContentType>[]
+  }) => Histogram<string>
+  internals: ClientInternals
+}): string[] {
+  const problems: string[] = []
+  const registry = new client.Registry()
+  registry.setDefaultLabels({ worker_id: 'probe' })
+  if (defaultLabelsOf(registry).worker_id !== 'probe') {
+    problems.push("a registry's default labels are not in _defaultLabels")
+  }
+  const labels = { kind: 'probe' }
+  const counter = new client.Counter({
+    name: 'probe_total',
+    help: 'probe',
+    labelNames: ['kind'],
+    registers: [],
+  })
+  counter.inc(labels, 2)
+  const counted = client.internals.counterSeries(counter, labels)
+  counter.inc(labels, 3)
+  if (counted?.entry.value !== 5 || !counted.stillStored()) {
+    problems.push("a counter's stored series is not where it was found")
+  }
+  if (labelNamesOf(counter)[0] !== 'kind') problems.push("a metric's labelNames are missing")
+  if (exemplarsEnabled(counter)) problems.push("a metric's enableExemplars is not false")
+  const histogram = new client.Histogram({
+    name: 'probe_seconds',
+    help: 'probe',
+    labelNames: ['kind'],
+    buckets: [1],
+    registers: [],
+  })
+  histogram.observe(labels, 0.5)
+  const observed = client.internals.histogramSeries(histogram, labels)
+  if (
+    observed?.entry.count !== 1 ||
+    observed.entry.sum !== 0.5 ||
+    observed.entry.bucketValues['1'] !== 1
+  ) {
+    problems.push("a histogram's stored series is not { labels, sum, count, bucketValues }")
+  }
+  if (upperBoundsOf(histogram)[0] !== 1) problems.push("a histogram's upperBounds are missing")
+  if (typeof asRenderable(histogram).getForPromString !== 'function') {
+    problems.push('a histogram has no getForPromString')
+  }
+  return problems
 }
 
 /** A histogram's bucket bounds (`upperBounds`): the configured buckets, without +Inf. */
@@ -122,11 +253,12 @@ export function renderedData(metric: RenderableMetric): Promise<MetricData> {
 /**
  * A rendered value's full label set. A histogram's `getForPromString()` keeps the series labels
  * in `sharedLabels` and only `le` in `labels`; `get()` merges them into `labels`.
+ * @prometheus-io/client's summary leaves `labels` out of the `_sum` and `_count` of a series
+ * without labels (its registry reads the absence as none).
  */
 export function seriesLabelsOf(value: RenderedValue): Labels {
-  return value.sharedLabels === undefined
-    ? value.labels
-    : { ...value.sharedLabels, ...value.labels }
+  const labels = (value.labels as Labels | undefined) ?? {}
+  return value.sharedLabels === undefined ? labels : { ...value.sharedLabels, ...labels }
 }
 
 function objectOrUndefined(value: unknown): object | undefined {

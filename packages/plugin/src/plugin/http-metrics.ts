@@ -1,14 +1,9 @@
 // The two request metrics and the registry they live in. No Fastify here: the plugin feeds
 // them, the cluster view reads the registry.
-import {
-  Counter,
-  collectDefaultMetrics,
-  Histogram,
-  type HistogramConfiguration,
-  Registry,
-} from 'prom-client'
+import type { Counter, Histogram, HistogramConfiguration, Registry } from 'prom-client'
+import { clientFor, type MetricsClient } from '../lib/metrics-client'
 import type { NativeHistogramOptions } from '../lib/native-histogram'
-import { NativeBackedHistogram, type NativeHistogramStore } from './native-histograms'
+import { type NativeHistogramStore, nativeBackedHistogram } from './native-histograms'
 
 export const HTTP_LABEL_NAMES = ['method', 'route', 'status_code', 'worker_id'] as const
 
@@ -101,16 +96,19 @@ export function createHttpMetrics(
     registers: [],
     enableExemplars: exemplars,
   }
-  const requestDuration =
+  // The classes of the client that made the registry: another client's metrics would not render.
+  const client = clientFor(registry)
+  const backed =
     native === undefined
-      ? new Histogram(durationConfiguration)
-      : new NativeBackedHistogram(durationConfiguration, native)
+      ? undefined
+      : nativeBackedHistogram(client.Histogram, durationConfiguration, native)
+  const requestDuration = backed ?? new client.Histogram(durationConfiguration)
   // prom-client refuses exemplars on a metric constructed into a registry of the text format,
   // the format it renders by default. Nothing here renders a registry by its default: each
   // scrape's format is chosen per render (cluster/exposition-render.ts), and exemplars appear
   // in OpenMetrics renders only. So the metrics are registered after construction.
   const metrics: HttpMetrics = {
-    requestsTotal: new Counter({
+    requestsTotal: new client.Counter({
       name: 'http_requests_total',
       help: 'HTTP requests answered, by method, route template and status code.',
       labelNames: HTTP_LABEL_NAMES,
@@ -119,7 +117,7 @@ export function createHttpMetrics(
     }),
     requestDuration,
   }
-  if (requestDuration instanceof NativeBackedHistogram) metrics.native = requestDuration.native
+  if (backed !== undefined) metrics.native = backed.native
   acceptBothForms(metrics.requestsTotal, 'inc', exemplars)
   acceptBothForms(metrics.requestDuration, 'observe', exemplars)
   registry.registerMetric(metrics.requestsTotal)
@@ -151,12 +149,17 @@ function isObjectForm(arg: unknown): arg is { labels?: unknown; value?: unknown 
 }
 
 /**
- * A registry whose every series carries `worker_id`, with prom-client's process metrics
- * (CPU, memory, event-loop lag, GC) so each worker's health shows on its own.
+ * A registry whose every series carries `worker_id`, with the client's process metrics
+ * (CPU, memory, event-loop lag, GC) so each worker's health shows on its own. The client is the
+ * one the app has installed (prom-client if it has both).
  */
-export function createWorkerRegistry(workerId: string, withDefaultMetrics = true): Registry {
-  const registry = new Registry()
+export function createWorkerRegistry(
+  workerId: string,
+  withDefaultMetrics = true,
+  client: MetricsClient = clientFor(),
+): Registry {
+  const registry = new client.Registry()
   registry.setDefaultLabels({ worker_id: workerId })
-  if (withDefaultMetrics) collectDefaultMetrics({ register: registry })
+  if (withDefaultMetrics) client.collectDefaultMetrics({ register: registry })
   return registry
 }

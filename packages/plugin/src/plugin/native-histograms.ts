@@ -3,7 +3,7 @@
 // whatever clears a classic series (reset, remove, zero) clears its native histogram, so the two
 // always describe the same observations (their count and sum agree). Only the protobuf
 // exposition carries native histograms; the text formats never show them.
-import { Histogram, type HistogramConfiguration, type LabelValues } from 'prom-client'
+import type { Histogram, HistogramConfiguration, LabelValues } from 'prom-client'
 import type { CarriedFamily } from '../cluster/carried-metrics'
 import type { NativeCarry, NativeSeries } from '../cluster/native-carry'
 import {
@@ -144,73 +144,106 @@ function labelsOfArguments(labelNames: readonly string[], args: unknown[]): Labe
 
 type AnyObserve = (...args: unknown[]) => void
 
-/**
- * A classic histogram that also records into native histograms. prom-client sets `observe` on
- * each instance (with or without exemplars), so it is wrapped here rather than overridden.
- */
-export class NativeBackedHistogram<T extends string> extends Histogram<T> {
+/** A classic histogram that also records into native histograms (nativeBackedHistogram). */
+export type NativeBackedHistogram<T extends string> = Histogram<T> & {
   readonly native: NativeHistogramStore
+}
 
-  constructor(configuration: HistogramConfiguration<T>, options: NativeHistogramOptions) {
-    super(configuration)
-    const labelNames = configuration.labelNames ?? []
-    const native = new NativeHistogramStore(labelNames, options)
-    this.native = native
-    const exemplars = configuration.enableExemplars === true
-    const classic = this.observe as AnyObserve
-    this.observe = ((...args: unknown[]) => {
-      classic.apply(this, args) // throws on a bad value or label: nothing reaches the native one
-      if (exemplars) {
-        const data = (args[0] ?? {}) as {
-          labels?: Labels
-          value: number
-          exemplarLabels?: Labels
-        }
-        const histogram = native.histogramFor(data.labels ?? {})
-        const exemplar = data.exemplarLabels
-        if (exemplar !== undefined && Object.keys(exemplar).length > 0) {
-          histogram.observeWithExemplar(data.value, stringValues(exemplar), Date.now())
-        } else histogram.observe(data.value)
-      } else if (typeof args[0] === 'object' && args[0] !== null) {
-        native.histogramFor(args[0] as Labels).observe(args[1] as number)
-      } else {
-        // prom-client's `observe(value)`, or `observe(undefined, value)`.
-        native.histogramFor({}).observe((typeof args[0] === 'number' ? args[0] : args[1]) as number)
-      }
-    }) as typeof this.observe
+type NativeBackedClass = new <T extends string>(
+  configuration: HistogramConfiguration<T>,
+  options: NativeHistogramOptions,
+) => NativeBackedHistogram<T>
+
+/** One subclass per client's Histogram, made when first asked for. */
+const subclasses = new WeakMap<typeof Histogram, NativeBackedClass>()
+
+/**
+ * A histogram of `Base` (the registry's client's Histogram) that also records into native
+ * histograms of the same label sets.
+ */
+export function nativeBackedHistogram<T extends string>(
+  Base: typeof Histogram,
+  configuration: HistogramConfiguration<T>,
+  options: NativeHistogramOptions,
+): NativeBackedHistogram<T> {
+  let Subclass = subclasses.get(Base)
+  if (Subclass === undefined) {
+    Subclass = nativeBackedClass(Base)
+    subclasses.set(Base, Subclass)
   }
+  return new Subclass(configuration, options)
+}
 
-  override labels(...args: unknown[]): Histogram.Internal<T> {
-    const child = (Histogram.prototype.labels as (...a: unknown[]) => Histogram.Internal<T>).apply(
-      this,
-      args,
-    )
-    const histogram = this.native.histogramFor(labelsOfArguments(this.native.labelNames, args))
-    return {
-      observe: (value: number) => {
-        child.observe(value)
-        histogram.observe(value)
-      },
-      // Its end calls this.observe, which records both.
-      startTimer: child.startTimer,
+function nativeBackedClass(Base: typeof Histogram): NativeBackedClass {
+  // The client sets `observe` on each instance (with or without exemplars), so it is wrapped
+  // here rather than overridden.
+  class NativeBacked<T extends string> extends Base<T> {
+    readonly native: NativeHistogramStore
+
+    constructor(configuration: HistogramConfiguration<T>, options: NativeHistogramOptions) {
+      super(configuration)
+      const labelNames = configuration.labelNames ?? []
+      const native = new NativeHistogramStore(labelNames, options)
+      this.native = native
+      const exemplars = configuration.enableExemplars === true
+      const classic = this.observe as AnyObserve
+      this.observe = ((...args: unknown[]) => {
+        classic.apply(this, args) // throws on a bad value or label: nothing reaches the native one
+        if (exemplars) {
+          const data = (args[0] ?? {}) as {
+            labels?: Labels
+            value: number
+            exemplarLabels?: Labels
+          }
+          const histogram = native.histogramFor(data.labels ?? {})
+          const exemplar = data.exemplarLabels
+          if (exemplar !== undefined && Object.keys(exemplar).length > 0) {
+            histogram.observeWithExemplar(data.value, stringValues(exemplar), Date.now())
+          } else histogram.observe(data.value)
+        } else if (typeof args[0] === 'object' && args[0] !== null) {
+          native.histogramFor(args[0] as Labels).observe(args[1] as number)
+        } else {
+          // prom-client's `observe(value)`, or `observe(undefined, value)`.
+          native
+            .histogramFor({})
+            .observe((typeof args[0] === 'number' ? args[0] : args[1]) as number)
+        }
+      }) as typeof this.observe
+    }
+
+    override labels(...args: unknown[]): Histogram.Internal<T> {
+      const child = (Base.prototype.labels as (...a: unknown[]) => Histogram.Internal<T>).apply(
+        this,
+        args,
+      )
+      const histogram = this.native.histogramFor(labelsOfArguments(this.native.labelNames, args))
+      return {
+        observe: (value: number) => {
+          child.observe(value)
+          histogram.observe(value)
+        },
+        // Its end calls this.observe, which records both.
+        startTimer: child.startTimer,
+      }
+    }
+
+    override reset(): void {
+      super.reset()
+      // prom-client's constructor calls reset() before this class has set `native`.
+      this.native?.clear()
+    }
+
+    override remove(...args: unknown[]): void {
+      ;(Base.prototype.remove as AnyObserve).apply(this, args)
+      this.native.clear(labelsOfArguments(this.native.labelNames, args))
+    }
+
+    override zero(labels: LabelValues<T>): void {
+      super.zero(labels)
+      this.native.clear(labels)
     }
   }
-
-  override reset(): void {
-    super.reset()
-    // prom-client's constructor calls reset() before this class has set `native`.
-    this.native?.clear()
-  }
-
-  override remove(...args: unknown[]): void {
-    ;(Histogram.prototype.remove as AnyObserve).apply(this, args)
-    this.native.clear(labelsOfArguments(this.native.labelNames, args))
-  }
-
-  override zero(labels: LabelValues<T>): void {
-    super.zero(labels)
-    this.native.clear(labels)
-  }
+  return NativeBacked as unknown as NativeBackedClass
 }
 
 function stringValues(labels: Labels): Record<string, string> {

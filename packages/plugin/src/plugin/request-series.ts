@@ -3,42 +3,27 @@
 // the label hash, validate every label name and allocate on each call: about half of what the
 // plugin adds to a request. Here prom-client creates the series once through its public API,
 // and later requests add to that same stored entry directly. The entry is checked on every
-// write (`reset()`, `remove()` or `resetMetrics()` replace it), and anything unexpected falls
+// write (`reset()`, `remove()` or `resetMetrics()` replace it; how the entry is found is the
+// client's own, lib/prom-client-internals.ts), and anything unexpected falls
 // back to the public API, so the exposition is always exactly what prom-client would produce.
 // A traced request goes through the public API too: prom-client keeps its exemplar.
 import type { Counter, Histogram } from 'prom-client'
+import { clientOf } from '../lib/metrics-client'
 import {
+  type ClientInternals,
   type CounterEntry,
-  counterEntries,
   exemplarsEnabled,
   type HistogramEntry,
-  histogramEntries,
   type Labels,
+  type StoredSeries,
   upperBoundsOf,
 } from '../lib/prom-client-internals'
 
-/** The key under which prom-client stores the series with these labels, once it exists. */
-function keyOf(entries: Record<string, { labels: Labels }> | undefined, labels: Labels) {
-  if (entries === undefined) return undefined
-  const names = Object.keys(labels)
-  for (const key of Object.keys(entries)) {
-    const stored = entries[key]?.labels
-    if (
-      stored !== undefined &&
-      Object.keys(stored).length === names.length &&
-      names.every((name) => stored[name] === labels[name])
-    ) {
-      return key
-    }
-  }
-  return undefined
-}
-
 export class RequestSeries {
-  private counterKey: string | undefined
-  private counterEntry: CounterEntry | undefined
-  private histogramKey: string | undefined
-  private histogramEntry: HistogramEntry | undefined
+  private counterSeries: StoredSeries<CounterEntry> | undefined
+  private histogramSeries: StoredSeries<HistogramEntry> | undefined
+  /** How the metrics' client stores a series. */
+  private readonly internals: ClientInternals
   /** Whether the metrics keep exemplars, which changes prom-client's `inc` / `observe` form. */
   private readonly exemplars: boolean
   /** Histogram upper bounds, and the same as the property names prom-client keys buckets by. */
@@ -53,6 +38,7 @@ export class RequestSeries {
     this.bounds = upperBoundsOf(histogram)
     this.boundKeys = this.bounds.map(String)
     this.exemplars = exemplarsEnabled(counter) && exemplarsEnabled(histogram)
+    this.internals = clientOf(counter).internals
   }
 
   /** One answered request: counted, and its duration observed. */
@@ -81,20 +67,15 @@ export class RequestSeries {
 
   /** One request counted without a duration (the client left before the answer). */
   count(): void {
-    const entry = this.counterEntry
-    if (
-      entry !== undefined &&
-      counterEntries(this.counter)?.[this.counterKey as string] === entry
-    ) {
-      entry.value += 1
+    const series = this.counterSeries
+    if (series?.stillStored()) {
+      series.entry.value += 1
       return
     }
     if (this.exemplars) this.counter.inc({ labels: this.labels })
     else this.counter.inc(this.labels)
-    const entries = counterEntries(this.counter)
-    this.counterKey = keyOf(entries, this.labels)
-    const found = this.counterKey === undefined ? undefined : entries?.[this.counterKey]
-    this.counterEntry = typeof found?.value === 'number' ? found : undefined
+    const found = this.internals.counterSeries(this.counter, this.labels)
+    this.counterSeries = typeof found?.entry.value === 'number' ? found : undefined
   }
 
   /**
@@ -102,14 +83,9 @@ export class RequestSeries {
    * must go through the API instead (no entry yet, or it was replaced).
    */
   protected observeDirect(seconds: number): boolean {
-    const entry = this.histogramEntry
-    if (
-      entry === undefined ||
-      !Number.isFinite(seconds) ||
-      histogramEntries(this.histogram)?.[this.histogramKey as string] !== entry
-    ) {
-      return false
-    }
+    const series = this.histogramSeries
+    if (series === undefined || !Number.isFinite(seconds) || !series.stillStored()) return false
+    const entry = series.entry
     entry.sum += seconds
     entry.count += 1
     // As prom-client does: the first bucket whose bound holds the value; none above the last.
@@ -127,17 +103,15 @@ export class RequestSeries {
   protected observeThroughApi(seconds: number): void {
     if (this.exemplars) this.histogram.observe({ labels: this.labels, value: seconds })
     else this.histogram.observe(this.labels, seconds)
-    const entries = histogramEntries(this.histogram)
-    const key = keyOf(entries, this.labels)
-    const found = key === undefined ? undefined : entries?.[key]
+    const found = this.internals.histogramSeries(this.histogram, this.labels)
+    const entry = found?.entry
     // Only an entry shaped as expected, with a bucket for every bound, is written directly.
     const usable =
-      found !== undefined &&
-      typeof found.sum === 'number' &&
-      typeof found.count === 'number' &&
+      entry !== undefined &&
+      typeof entry.sum === 'number' &&
+      typeof entry.count === 'number' &&
       this.bounds.length > 0 &&
-      this.boundKeys.every((k) => typeof found.bucketValues?.[k] === 'number')
-    this.histogramKey = usable ? key : undefined
-    this.histogramEntry = usable ? found : undefined
+      this.boundKeys.every((k) => typeof entry.bucketValues?.[k] === 'number')
+    this.histogramSeries = usable ? found : undefined
   }
 }
