@@ -28,13 +28,15 @@
 # registry (SELF_SIGNED_CERT_IN_CHAIN).
 #
 # Needs root (debootstrap), a running Docker engine, debootstrap, `npm ci` done.
-# Settings: DOCKER (client, default docker), DEBIAN_MIRROR, NPM_VERSION (default: the npm that
+# Settings: DOCKER (client, default docker), DEBIAN_MIRROR (default: the Debian archive this
+# machine's apt uses, scripts/lib/debian-mirror.sh), NPM_VERSION (default: the npm that
 # the Node release bundles, 11.19.0 for 24.21.0), REBUILD=1.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 docker=${DOCKER:-docker}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck source=lib/debian-mirror.sh
+. "$root/scripts/lib/debian-mirror.sh"
 npm_version=${NPM_VERSION:-11.19.0}
 cache=$root/.tools/base-images
 say() { echo "build-base-images: $*"; }
@@ -75,6 +77,7 @@ if present "$debian_tag"; then
 else
   [ "$(id -u)" -eq 0 ] || fail "debootstrap needs root"
   command -v debootstrap >/dev/null 2>&1 || fail "needs debootstrap (apt-get install debootstrap)"
+  mirror=$(debian_mirror) || fail "no Debian mirror to debootstrap from"
   say "debootstrap $suite (minbase) from $mirror"
   started=$(date +%s)
   nice -n 10 debootstrap --variant=minbase --include=busybox,ca-certificates \
