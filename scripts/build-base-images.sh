@@ -9,7 +9,7 @@
 #                              (uid 1000), and the official image's entrypoint behaviour
 #   prom/prometheus:v3.5.3     (compose)  the same root, Debian's prometheus/promtool 3.5.3 from
 #                              .tools/prometheus-3 (scripts/fetch-prometheus3.sh), user nobody
-#   prom/alertmanager:v0.28.1  (compose)  the same root, Debian's prometheus-alertmanager 0.28.1
+#   prom/alertmanager:v0.33.1  (compose)  the same root, Debian's prometheus-alertmanager 0.33.1
 #
 # The tags are read from the Dockerfile and docker-compose.yml, and each binary must report the
 # version its tag names. Grafana (grafana/grafana) has no Debian package: it is not built, and the
