@@ -1,5 +1,5 @@
 // Which Prometheus, promtool, Alertmanager and amtool binaries the tests and scripts run: the
-// one an environment variable names, else Prometheus 3.5 LTS and Alertmanager 0.28 unpacked by
+// one an environment variable names, else Prometheus 3.5 LTS and Alertmanager 0.33 unpacked by
 // scripts/fetch-prometheus3.sh into .tools/prometheus-3/, else the command on PATH (Debian
 // bookworm's 2.42 and 0.25); and where that script put the official metrics.proto.
 import { existsSync } from 'node:fs'

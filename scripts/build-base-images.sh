@@ -9,7 +9,7 @@
 #                              (uid 1000), and the official image's entrypoint behaviour
 #   prom/prometheus:v3.5.3     (compose)  the same root, Debian's prometheus/promtool 3.5.3 from
 #                              .tools/prometheus-3 (scripts/fetch-prometheus3.sh), user nobody
-#   prom/alertmanager:v0.28.1  (compose)  the same root, Debian's prometheus-alertmanager 0.28.1
+#   prom/alertmanager:v0.33.1  (compose)  the same root, Debian's prometheus-alertmanager 0.33.1
 #
 # The tags are read from the Dockerfile and docker-compose.yml, and each binary must report the
 # version its tag names. Grafana (grafana/grafana) has no Debian package: it is not built, and the
@@ -28,13 +28,15 @@
 # registry (SELF_SIGNED_CERT_IN_CHAIN).
 #
 # Needs root (debootstrap), a running Docker engine, debootstrap, `npm ci` done.
-# Settings: DOCKER (client, default docker), DEBIAN_MIRROR, NPM_VERSION (default: the npm that
+# Settings: DOCKER (client, default docker), DEBIAN_MIRROR (default: the Debian archive this
+# machine's apt uses, scripts/lib/debian-mirror.sh), NPM_VERSION (default: the npm that
 # the Node release bundles, 11.19.0 for 24.21.0), REBUILD=1.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 docker=${DOCKER:-docker}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck source=lib/debian-mirror.sh
+. "$root/scripts/lib/debian-mirror.sh"
 npm_version=${NPM_VERSION:-11.19.0}
 cache=$root/.tools/base-images
 say() { echo "build-base-images: $*"; }
@@ -75,6 +77,7 @@ if present "$debian_tag"; then
 else
   [ "$(id -u)" -eq 0 ] || fail "debootstrap needs root"
   command -v debootstrap >/dev/null 2>&1 || fail "needs debootstrap (apt-get install debootstrap)"
+  mirror=$(debian_mirror) || fail "no Debian mirror to debootstrap from"
   say "debootstrap $suite (minbase) from $mirror"
   started=$(date +%s)
   nice -n 10 debootstrap --variant=minbase --include=busybox,ca-certificates \

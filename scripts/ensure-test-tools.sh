@@ -6,7 +6,7 @@
 # (protobuf-compiler) with the well-known types' .proto files (libprotobuf-dev: metrics.proto
 # imports google/protobuf/timestamp.proto) and python3-protobuf, which decode every protobuf
 # answer independently of protobufjs. Installs what is missing with apt-get when run as root;
-# otherwise says what to install and stops. Then fetches Prometheus 3.5 LTS, Alertmanager 0.28
+# otherwise says what to install and stops. Then fetches Prometheus 3.5 LTS, Alertmanager 0.33
 # and the official metrics.proto from newer Debian suites into .tools/prometheus-3/, unpacked,
 # never installed (scripts/fetch-prometheus3.sh): the tests prefer those (harness/tools.ts),
 # the packages above stay for docker-compose, python and as the fallback.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fetches Debian's Prometheus 3.5 LTS (`prometheus`, `promtool`) and the Alertmanager of the
-# same generation (0.28, `prometheus-alertmanager` with amtool) from newer Debian suites than
-# this machine's, and unpacks them into .tools/prometheus-3/ for the tests (harness/tools.ts
+# Fetches Debian's Prometheus 3.5 LTS (`prometheus`, `promtool`) and Alertmanager 0.33
+# (`prometheus-alertmanager` with amtool) from newer Debian suites than this machine's, and
+# unpacks them into .tools/prometheus-3/ for the tests (harness/tools.ts
 # prefers them). With them comes prometheus/client_model 0.6
 # (`golang-github-prometheus-client-model-dev`, from sid) for its official
 # io/prometheus/client/metrics.proto: the protobuf exposition's schema, with native histograms
@@ -13,18 +13,17 @@
 # Idempotent: does nothing when the unpacked binaries already report the wanted series and
 # the schema of the wanted client_model is there.
 # Series (upstream version prefixes) and suites can be overridden for a later move:
-#   PROMETHEUS3_SERIES=3.5.  ALERTMANAGER_SERIES=0.28.  CLIENT_MODEL_SERIES=0.6.
-#   PROMETHEUS3_SUITES="forky sid trixie"
+#   PROMETHEUS3_SERIES=3.5.  ALERTMANAGER_SERIES=0.33.  CLIENT_MODEL_SERIES=0.6.
+#   PROMETHEUS3_SUITES="forky sid"
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${PROMETHEUS3_DIR:-$root/.tools/prometheus-3}
 prometheus_series=${PROMETHEUS3_SERIES:-3.5.}
-alertmanager_series=${ALERTMANAGER_SERIES:-0.28.}
+alertmanager_series=${ALERTMANAGER_SERIES:-0.33.}
 client_model_series=${CLIENT_MODEL_SERIES:-0.6.}
-# forky (testing) and sid carry Prometheus 3.5; trixie carries Alertmanager 0.28; sid carries
-# the newest client_model.
-suites=${PROMETHEUS3_SUITES:-forky sid trixie}
+# forky (testing) and sid carry Prometheus 3.5, Alertmanager 0.33 and client_model 0.6.
+suites=${PROMETHEUS3_SUITES:-forky sid}
 
 # `<tool>, version 3.5.3+ds1 (branch: ...)` -> 0 when the binary exists and is of the series.
 has_series() {

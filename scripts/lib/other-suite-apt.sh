@@ -2,7 +2,8 @@
 # apt with only a temporary sources list and state, so the machine's own sources, lists and
 # cache are neither read nor changed, and nothing is installed. As root, apt would download as
 # its `_apt` user, who cannot write into this private directory, so the download runs as root
-# (the files are checked against the signed Release file either way).
+# (the files are checked against the signed Release file either way). The suites come from the
+# Debian archive this machine's apt uses (lib/debian-mirror.sh; DEBIAN_MIRROR overrides it).
 #
 # other_suite_apt <name> <suites...> reads those suites' package lists and sets:
 #   work      a temporary directory, removed on exit, with debs/ and root/ to download and unpack into
@@ -10,10 +11,14 @@
 # newest_of_series <package> <series> then prints the newest version of <package> whose upstream
 # version starts with <series>, or fails naming it.
 
+# shellcheck source=debian-mirror.sh
+. "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
+
 other_suite_apt() {
   apt_name=$1
   shift
-  local mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+  local mirror
+  mirror=$(debian_mirror)
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   local arch suite
   work=$(mktemp -d)
