@@ -154,7 +154,7 @@ interface Cell {
 }
 
 const WORKERS = 3
-const SCRAPE_SECONDS = 1
+const SCRAPE_SECONDS = 2
 
 const CELLS: Cell[] = CLIENTS.flatMap((client, c) =>
   (['server.cjs', 'server.mjs'] as const).flatMap((entry) =>
@@ -270,7 +270,7 @@ test('apps installed from the tarball, with either client and either registry, c
       `
 global:
   scrape_interval: ${SCRAPE_SECONDS}s
-  scrape_timeout: 1s
+  scrape_timeout: ${SCRAPE_SECONDS}s
   scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, PrometheusText0.0.4]
   always_scrape_classic_histograms: true
 scrape_configs:${jobs}
