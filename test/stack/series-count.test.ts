@@ -66,7 +66,7 @@ test('request series: W × T × (B + 4)', () => {
   assert.equal(counter + histogram, W * T * (B + 4))
 })
 
-test('the cluster view adds W + 5 series', () => {
+test('the cluster view adds W + 6 series', () => {
   assert.equal(series('cluster_metrics_').length, W + 6)
   assert.equal(series('cluster_metrics_worker_up{').length, W)
 })
@@ -85,5 +85,5 @@ test('the rest is per worker: Node and process metrics, D each', (t) => {
   assert.equal(perWorker.size, W)
   const d = [...perWorker.values()]
   t.diagnostic(`D per worker: ${d.join(', ')}; series in the scrape: ${lines.length}`)
-  assert.equal(lines.length, W * T * (B + 4) + W + 5 + d.reduce((a, b) => a + b, 0))
+  assert.equal(lines.length, W * T * (B + 4) + W + 6 + d.reduce((a, b) => a + b, 0))
 })
