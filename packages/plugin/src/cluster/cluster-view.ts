@@ -6,8 +6,10 @@ import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { Registry } from 'prom-client'
 import { CarriedMetrics } from './carried-metrics'
+import { ClampedScrapes } from './clamped-scrapes'
 import { DepartedWorkers } from './departed-workers'
 import {
+  appendRendered,
   type Exposition,
   type ExpositionFormat,
   mergeRendered,
@@ -33,6 +35,14 @@ import { removeIfPresent, Succession, type SuccessionLog } from './succession'
 
 /** Share of Prometheus' scrape timeout the gather may use, leaving the rest for the reply. */
 export const SCRAPE_TIMEOUT_SHARE = 0.5
+/**
+ * The shortest gather a scrape's timeout header can ask for (unless the configured timeout is
+ * shorter). The header is anyone's to send: without a floor, `0.001` would cut every sibling
+ * off. A healthy gather ends well inside it (tens of ms, even during a burst of scrapers,
+ * docs/performance.md), and a Prometheus scrape timeout of half a second is already far
+ * below any used in practice.
+ */
+export const MIN_GATHER_BUDGET_MS = 250
 /** How often a worker checks that its directory, socket and link are still in place. */
 const HEAL_INTERVAL_MS = 1000
 
@@ -72,6 +82,14 @@ export interface GatherResult<Body extends Exposition = Exposition> {
   expected: string[]
   answered: string[]
   durationMs: number
+  /** The deadline the gather ran under. */
+  budgetMs: number
+}
+
+/** A gather in flight, and the deadline it runs under. */
+interface PendingGather {
+  result: Promise<GatherResult>
+  budgetMs: number
 }
 
 const quietLog: SuccessionLog = { info: () => {}, warn: () => {} }
@@ -91,8 +109,9 @@ export class ClusterView {
   private untrusted: UnsafeReason | undefined
   private readonly healProblems: ProblemLog
   private readonly probe: LivenessProbe
+  private readonly clamped: ClampedScrapes
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
-  private readonly gathering = new Map<ExpositionFormat, Promise<GatherResult>>()
+  private readonly gathering = new Map<ExpositionFormat, PendingGather>()
   /** The last gather of each format and when it ended, for `reuseMs`. */
   private readonly lastGather = new Map<
     ExpositionFormat,
@@ -105,6 +124,7 @@ export class ClusterView {
     this.healProblems = new ProblemLog((err) => options.onError?.(err))
     this.probe = new LivenessProbe(paths.dir)
     this.socketPath = paths.ownSocket(workerId, this.instance)
+    this.clamped = new ClampedScrapes(workerId)
     this.server = new SnapshotServer(
       this.socketPath,
       { workerId, pid: process.pid, instance: this.instance },
@@ -178,40 +198,52 @@ export class ClusterView {
 
   /**
    * Gathers every expected worker in `format`. `scrapeTimeoutSeconds` is Prometheus'
-   * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it. A scrape that
-   * arrives while a gather in the same format runs shares its result, as does one that arrives
-   * within `reuseMs` of the last gather's end.
+   * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it, but never
+   * sooner than MIN_GATHER_BUDGET_MS (such scrapes are counted). A scrape that arrives while a
+   * gather in the same format runs shares its result, as does one that arrives within
+   * `reuseMs` of the last gather's end, unless that gather ran under a shorter deadline than
+   * this scrape's and missed a worker: then this scrape gathers again.
    */
   gather(format?: TextFormat, scrapeTimeoutSeconds?: string): Promise<GatherResult<string>>
   gather(format: 'protobuf', scrapeTimeoutSeconds?: string): Promise<GatherResult<Uint8Array>>
   gather(format: ExpositionFormat, scrapeTimeoutSeconds?: string): Promise<GatherResult>
-  gather(
+  async gather(
     format: ExpositionFormat = 'prometheus',
     scrapeTimeoutSeconds?: string,
   ): Promise<GatherResult> {
-    let pending = this.gathering.get(format)
-    if (pending !== undefined) return pending
+    const budget = gatherBudget(this.options.gatherTimeoutMs, scrapeTimeoutSeconds)
+    if (budget.clamped) this.clamped.inc()
+    const budgetMs = budget.ms
+    for (;;) {
+      const pending = this.gathering.get(format)
+      if (pending === undefined) break
+      if (pending.budgetMs >= budgetMs) return pending.result
+      const shorter = await pending.result
+      if (isComplete(shorter)) return shorter
+      // Its deadline cut a worker off that this scrape would have waited for: gather again
+      // (sharing any gather another such scrape started meanwhile).
+    }
     const last = this.lastGather.get(format)
     const reuseMs = this.options.reuseMs ?? 0
-    if (last !== undefined && performance.now() - last.endedAt < reuseMs) {
-      return Promise.resolve(last.result)
+    if (
+      last !== undefined &&
+      performance.now() - last.endedAt < reuseMs &&
+      (last.result.budgetMs >= budgetMs || isComplete(last.result))
+    ) {
+      return last.result
     }
-    pending = this.gatherNow(format, scrapeTimeoutSeconds)
-      .then((result) => {
-        this.lastGather.set(format, { result, endedAt: performance.now() })
-        return result
+    const result = this.gatherNow(format, budgetMs)
+      .then((done) => {
+        this.lastGather.set(format, { result: done, endedAt: performance.now() })
+        return done
       })
       .finally(() => this.gathering.delete(format))
-    this.gathering.set(format, pending)
-    return pending
+    this.gathering.set(format, { result, budgetMs })
+    return result
   }
 
-  private async gatherNow(
-    format: ExpositionFormat,
-    scrapeTimeoutSeconds: string | undefined,
-  ): Promise<GatherResult> {
+  private async gatherNow(format: ExpositionFormat, budgetMs: number): Promise<GatherResult> {
     const started = performance.now()
-    const budgetMs = gatherBudgetMs(this.options.gatherTimeoutMs, scrapeTimeoutSeconds)
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(), budgetMs)
     const { workerId, paths } = this.options
@@ -254,14 +286,21 @@ export class ClusterView {
     const left = untrusted === undefined ? await this.departedParts(expected, format) : []
     const own = { workerId: '', body: await renderRegistry(health, format) }
     const text = mergeRendered([...parts, ...left, own], format)
-    return { text, expected, answered, durationMs }
+    return { text, expected, answered, durationMs, budgetMs }
   }
 
-  /** This worker's registry in `format`, for its own part and for its siblings. */
-  private renderOwn(format: ExpositionFormat): Promise<Exposition> {
-    return renderRegistry(this.options.registry, format, {
-      nativeFor: this.options.native?.nativeFor,
-    })
+  /**
+   * This worker's registry in `format`, for its own part and for its siblings, followed by
+   * the cluster view's own per-worker counters.
+   */
+  private async renderOwn(format: ExpositionFormat): Promise<Exposition> {
+    const [registry, own] = await Promise.all([
+      renderRegistry(this.options.registry, format, {
+        nativeFor: this.options.native?.nativeFor,
+      }),
+      this.clamped.render(format),
+    ])
+    return appendRendered(registry, own, format)
   }
 
   /** The last counts of workers that left, rendered by DepartedWorkers; none if unreadable. */
@@ -387,10 +426,32 @@ export function compareWorkerIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
-/** The configured timeout, shortened to a share of Prometheus' own scrape timeout if smaller. */
-export function gatherBudgetMs(configuredMs: number, scrapeTimeoutSeconds?: string): number {
+/** True if every worker the gather expected answered: no longer deadline could add to it. */
+function isComplete(result: GatherResult): boolean {
+  const answered = new Set(result.answered)
+  return result.expected.every((id) => answered.has(id))
+}
+
+/**
+ * The configured timeout, shortened to a share of Prometheus' own scrape timeout if smaller,
+ * but not below MIN_GATHER_BUDGET_MS; `clamped` if the header asked for less than that.
+ */
+export function gatherBudget(
+  configuredMs: number,
+  scrapeTimeoutSeconds?: string,
+): { ms: number; clamped: boolean } {
   const scrapeSeconds =
     scrapeTimeoutSeconds === undefined ? Number.NaN : Number(scrapeTimeoutSeconds)
-  if (!Number.isFinite(scrapeSeconds) || scrapeSeconds <= 0) return configuredMs
-  return Math.max(1, Math.min(configuredMs, scrapeSeconds * 1000 * SCRAPE_TIMEOUT_SHARE))
+  if (!Number.isFinite(scrapeSeconds) || scrapeSeconds <= 0) {
+    return { ms: configuredMs, clamped: false }
+  }
+  const floor = Math.min(configuredMs, MIN_GATHER_BUDGET_MS)
+  const asked = scrapeSeconds * 1000 * SCRAPE_TIMEOUT_SHARE
+  if (asked < floor) return { ms: floor, clamped: true }
+  return { ms: Math.min(configuredMs, asked), clamped: false }
+}
+
+/** The gather's deadline in milliseconds (see gatherBudget). */
+export function gatherBudgetMs(configuredMs: number, scrapeTimeoutSeconds?: string): number {
+  return gatherBudget(configuredMs, scrapeTimeoutSeconds).ms
 }

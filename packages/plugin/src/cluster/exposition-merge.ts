@@ -152,3 +152,27 @@ function familyFor(name: string, families: Map<string, Family>): Family {
   }
   return family
 }
+
+const OPENMETRICS_EOF = '# EOF\n'
+
+/**
+ * One worker's part followed by more families of the same worker (none shared with it), in
+ * `format`: text with the first part's `# EOF` dropped, protobuf's messages one after another.
+ */
+export function appendRendered(
+  first: Exposition,
+  more: Exposition,
+  format: ExpositionFormat,
+): Exposition {
+  if (typeof first !== 'string' || typeof more !== 'string') {
+    if (typeof first === 'string' || typeof more === 'string') {
+      throw new TypeError('cannot append text and bytes')
+    }
+    return Buffer.concat([first, more])
+  }
+  if (first === '' || (format === 'openmetrics' && first === OPENMETRICS_EOF)) return more
+  if (format === 'openmetrics' && first.endsWith(OPENMETRICS_EOF)) {
+    return `${first.slice(0, -OPENMETRICS_EOF.length)}${more}`
+  }
+  return `${first}\n${more}`
+}
