@@ -463,6 +463,22 @@ test('scrapes that arrive during a gather share it: each sibling renders once', 
   }
 })
 
+test('a worker’s own part and its siblings’ requests for it share one render', async () => {
+  const zero = view('0', 'own-shared')
+  const one = view('1', 'own-shared', 0, { renderDelayMs: 50 })
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  try {
+    const before = one.renders()
+    const [byZero, byOne] = await Promise.all([zero.clusterView.gather(), one.clusterView.gather()])
+    assert.equal(one.renders() - before, 1)
+    for (const result of [byZero, byOne]) assert.deepEqual(result.answered, ['0', '1'])
+  } finally {
+    await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
 test('with a reuse window, a scrape right after a gather gets that gather', async () => {
   const zero = view('0', 'reuse', 60_000)
   const one = view('1', 'reuse')

@@ -61,8 +61,9 @@ export interface ClusterViewOptions {
   carriedMetrics?: readonly string[]
   /**
    * A gather that ended less than this many milliseconds ago answers the next scrape in the
-   * same format (0: never). It bounds the work of scrapers that come faster than any
-   * Prometheus does (a storm, many replicas) to one gather per window per worker.
+   * same format (0: never), and a render of this worker's own part answers every sibling's
+   * gather within as long. It bounds the work of scrapers that come faster than any Prometheus
+   * does (a storm, many replicas) to one gather and one render per window per worker.
    */
   reuseMs?: number
   /**
@@ -78,7 +79,10 @@ export interface ClusterViewOptions {
 
 /** A gather's answer; `text` is the merged exposition: text, or protobuf's bytes. */
 export interface GatherResult<Body extends Exposition = Exposition> {
-  text: Body
+  /** Decoded from `bytes` when first read, for the text formats. */
+  readonly text: Body
+  /** The merged exposition as /metrics sends it (UTF-8 for the text formats). */
+  bytes: Buffer
   expected: string[]
   answered: string[]
   durationMs: number
@@ -130,6 +134,7 @@ export class ClusterView {
       { workerId, pid: process.pid, instance: this.instance },
       (format) => this.renderOwn(format),
       options.onError,
+      options.reuseMs,
     )
   }
 
@@ -255,7 +260,10 @@ export class ClusterView {
     const results = await Promise.allSettled(
       expected.map((id): Promise<WorkerExposition> => {
         if (id === workerId && selfIsCurrent) {
-          return this.renderOwn(format).then((body) => ({ workerId, pid: process.pid, body }))
+          // Shared with the siblings asking for this worker's part meanwhile.
+          return this.server
+            .renderShared(format)
+            .then((body) => ({ workerId, pid: process.pid, body }))
         }
         return fetchExposition(paths.linkFor(id), id, format, deadline.signal)
       }),
@@ -285,8 +293,19 @@ export class ClusterView {
     // In a directory others may write to, a handover is no worker's either.
     const left = untrusted === undefined ? await this.departedParts(expected, format) : []
     const own = { workerId: '', body: await renderRegistry(health, format) }
-    const text = mergeRendered([...parts, ...left, own], format)
-    return { text, expected, answered, durationMs, budgetMs }
+    const bytes = mergeRendered([...parts, ...left, own], format)
+    let text: Exposition | undefined = format === 'protobuf' ? bytes : undefined
+    return {
+      bytes,
+      get text() {
+        text ??= bytes.toString('utf8')
+        return text
+      },
+      expected,
+      answered,
+      durationMs,
+      budgetMs,
+    }
   }
 
   /**

@@ -10,24 +10,27 @@ export interface ExpositionPart {
   readonly text: string
 }
 
-/** One worker's registry rendered in the scrape's format: text, or protobuf's bytes. */
+/**
+ * One worker's registry rendered in the scrape's format: protobuf's bytes, or a text format as
+ * text or as its UTF-8 bytes (a sibling's part as it came off the socket).
+ */
 export interface RenderedPart {
   readonly workerId: string
   readonly body: Exposition
 }
 
-/** Merges parts rendered in `format` with that format's merge (mergeExpositions, mergeProtobuf). */
+/**
+ * Merges parts rendered in `format` with that format's merge (mergeExpositions, mergeProtobuf),
+ * into the bytes /metrics sends.
+ */
 export function mergeRendered(
   parts: ReadonlyArray<RenderedPart>,
   format: ExpositionFormat,
-): Exposition {
+): Buffer {
   if (format === 'protobuf') {
     return mergeProtobuf(parts.map((part) => ({ workerId: part.workerId, bytes: bytesOf(part) })))
   }
-  return mergeExpositions(
-    parts.map((part) => ({ workerId: part.workerId, text: textOf(part) })),
-    format,
-  )
+  return mergeTextParts(parts, format)
 }
 
 function bytesOf(part: RenderedPart): Uint8Array {
@@ -35,20 +38,30 @@ function bytesOf(part: RenderedPart): Uint8Array {
   return part.body
 }
 
-function textOf(part: RenderedPart): string {
-  if (typeof part.body !== 'string') throw new TypeError(`worker ${part.workerId}: bytes, not text`)
-  return part.body
+function asBuffer(body: Exposition): Buffer {
+  return typeof body === 'string'
+    ? Buffer.from(body, 'utf8')
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+}
+
+/** Consecutive sample lines of one part, as a byte range without the final newline. */
+interface Run {
+  readonly bytes: Buffer
+  readonly start: number
+  readonly end: number
 }
 
 interface Family {
   help?: string
   type?: string
   unit?: string
-  /** Runs of consecutive sample lines, each without its final newline, in part order. */
-  samples: string[]
+  /** Runs of consecutive sample lines, in part order. */
+  samples: Run[]
 }
 
-const HASH = 35 // '#'
+const HASH = 0x23 // '#'
+const NEWLINE = 0x0a
+const OPENMETRICS_EOF = '# EOF\n'
 
 /**
  * Merges expositions rendered in `format` into one, in that format.
@@ -67,30 +80,60 @@ const HASH = 35 // '#'
  * are merged by passing their rendered text as one more part.
  */
 export function mergeExpositions(parts: ReadonlyArray<ExpositionPart>, format: TextFormat): string {
+  return mergeTextParts(
+    parts.map((part) => ({ workerId: part.workerId, body: part.text })),
+    format,
+  ).toString('utf8')
+}
+
+/**
+ * mergeExpositions on bytes, into bytes: sample lines are copied from each part's bytes into
+ * the answer once, with no string of a part or of the answer in between (strings that large
+ * live in V8's large-object space until a full collection; buffers are freed with their
+ * young wrappers).
+ */
+export function mergeTextParts(parts: ReadonlyArray<RenderedPart>, format: TextFormat): Buffer {
   const families = new Map<string, Family>()
   const seenWorkers = new Set<string>()
   for (const part of parts) {
     if (seenWorkers.has(part.workerId)) continue
     seenWorkers.add(part.workerId)
-    collectPart(part.text, families)
+    collectPart(asBuffer(part.body), families)
   }
-  const blocks: string[] = []
-  for (const family of families.values()) {
-    const lines: string[] = []
-    if (family.help !== undefined) lines.push(family.help)
-    if (family.type !== undefined) lines.push(family.type)
-    if (family.unit !== undefined) lines.push(family.unit)
-    for (const run of family.samples) lines.push(run)
-    blocks.push(lines.join('\n'))
-  }
-  if (format === 'openmetrics')
-    return blocks.length === 0 ? '# EOF\n' : `${blocks.join('\n')}\n# EOF\n`
   // The text format's blank line between families, as prom-client renders it.
-  return blocks.length === 0 ? '' : `${blocks.join('\n\n')}\n`
+  const blankBetween = format === 'prometheus'
+  let size = format === 'openmetrics' ? OPENMETRICS_EOF.length : 0
+  let first = true
+  for (const family of families.values()) {
+    if (blankBetween && !first) size += 1
+    first = false
+    for (const header of [family.help, family.type, family.unit]) {
+      if (header !== undefined) size += Buffer.byteLength(header, 'utf8') + 1
+    }
+    for (const run of family.samples) size += run.end - run.start + 1
+  }
+  const answer = Buffer.allocUnsafe(size)
+  let at = 0
+  first = true
+  for (const family of families.values()) {
+    if (blankBetween && !first) answer[at++] = NEWLINE
+    first = false
+    for (const header of [family.help, family.type, family.unit]) {
+      if (header === undefined) continue
+      at += answer.write(header, at, 'utf8')
+      answer[at++] = NEWLINE
+    }
+    for (const run of family.samples) {
+      at += run.bytes.copy(answer, at, run.start, run.end)
+      answer[at++] = NEWLINE
+    }
+  }
+  if (format === 'openmetrics') at += answer.write(OPENMETRICS_EOF, at, 'latin1')
+  return answer
 }
 
 /** Adds one part's headers and sample runs to `families`: one pass over its lines. */
-function collectPart(text: string, families: Map<string, Family>): void {
+function collectPart(bytes: Buffer, families: Map<string, Family>): void {
   let family: Family | undefined
   let familyName: string | undefined
   let keepSamples = true
@@ -101,22 +144,24 @@ function collectPart(text: string, families: Map<string, Family>): void {
     if (keepSamples) {
       // Samples above any header (never from prom-client) form a family with no header.
       if (family === undefined) family = familyFor('', families)
-      family.samples.push(text.slice(runStart, runEnd))
+      family.samples.push({ bytes, start: runStart, end: runEnd })
     }
     runStart = -1
   }
+  const length = bytes.length
   let lineStart = 0
-  while (lineStart < text.length) {
-    let lineEnd = text.indexOf('\n', lineStart)
-    if (lineEnd === -1) lineEnd = text.length
+  while (lineStart < length) {
+    let lineEnd = bytes.indexOf(NEWLINE, lineStart)
+    if (lineEnd === -1) lineEnd = length
     if (lineEnd === lineStart) {
       flushRun()
-    } else if (text.charCodeAt(lineStart) !== HASH) {
+    } else if (bytes[lineStart] !== HASH) {
       if (runStart === -1) runStart = lineStart
       runEnd = lineEnd
     } else {
       flushRun()
-      const line = text.slice(lineStart, lineEnd)
+      // Only comment lines become strings: they are short, and few.
+      const line = bytes.toString('utf8', lineStart, lineEnd)
       if (line === '# EOF') return
       const kind = headerKind(line)
       if (kind !== undefined) {
@@ -152,8 +197,6 @@ function familyFor(name: string, families: Map<string, Family>): Family {
   }
   return family
 }
-
-const OPENMETRICS_EOF = '# EOF\n'
 
 /**
  * One worker's part followed by more families of the same worker (none shared with it), in
