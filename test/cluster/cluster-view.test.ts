@@ -504,7 +504,7 @@ const clampedLine = (id: string, n: number) =>
 test('a 1 ms scrape timeout header cannot cut the gather short, nor the scrape beside it', async () => {
   // Siblings that take a few ms to render: a 1 ms deadline would cut every one of them off.
   const workers = ['0', '1', '2', '3', '4'].map((id) =>
-    view(id, 'short-deadline', 0, { renderDelayMs: id === '0' ? 0 : 30 }),
+    view(id, 'short-deadline', 0, { renderDelayMs: id === '0' ? 0 : 10 }),
   )
   for (const w of workers) await w.clusterView.start()
   const zero = workers[0].clusterView

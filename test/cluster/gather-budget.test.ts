@@ -24,6 +24,8 @@ test('a scrape timeout too short for a healthy gather is raised to the floor, an
   assert.deepEqual(gatherBudget(1000, '0.001'), { ms: MIN_GATHER_BUDGET_MS, clamped: true })
   assert.deepEqual(gatherBudget(1000, '1e-9'), { ms: MIN_GATHER_BUDGET_MS, clamped: true })
   assert.deepEqual(gatherBudget(1000, '0.9'), { ms: 450, clamped: false })
+  // A short timeout a Prometheus may really be given is not raised.
+  assert.deepEqual(gatherBudget(1000, '0.4'), { ms: 200, clamped: false })
   // A configured timeout below the floor is the operator's choice: it still bounds the gather.
   assert.deepEqual(gatherBudget(100, '0.001'), { ms: 100, clamped: true })
   assert.deepEqual(gatherBudget(100, '10'), { ms: 100, clamped: false })

@@ -38,11 +38,12 @@ export const SCRAPE_TIMEOUT_SHARE = 0.5
 /**
  * The shortest gather a scrape's timeout header can ask for (unless the configured timeout is
  * shorter). The header is anyone's to send: without a floor, `0.001` would cut every sibling
- * off. A healthy gather ends well inside it (tens of ms, even during a burst of scrapers,
- * docs/performance.md), and a Prometheus scrape timeout of half a second is already far
- * below any used in practice.
+ * off. A healthy gather ends well inside it (tens of ms, docs/performance.md), and it stays
+ * below half of any scrape timeout a Prometheus is given in practice (0.2 s or more), so a
+ * real Prometheus' deadline is never raised. A gather cut short under it never answers a
+ * scrape with a longer deadline (see gather()), so the floor protects the short scrape itself.
  */
-export const MIN_GATHER_BUDGET_MS = 250
+export const MIN_GATHER_BUDGET_MS = 100
 /** How often a worker checks that its directory, socket and link are still in place. */
 const HEAL_INTERVAL_MS = 1000
 
