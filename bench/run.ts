@@ -8,6 +8,8 @@
 //   --out <file>                  where to write the JSON (default bench/results/<mode>-<time>.json)
 //   --no-cluster                  skip the PM2 parts (the cluster view and the formats)
 //   --formats-only                the formats comparison alone (results JSON, no document)
+//   --storm-only                  a burst of 20 Prometheus-like scrapers for 10 s, RSS 60 s after,
+//                                 with the cluster view on, then off (results JSON, no document)
 //   --cpu-prof                    run the single-process servers under --cpu-prof (profiles in
 //                                 bench/results/profiles/, summarise with bench/profile-summary.ts)
 //   --callgrind-runs <n>          instruction counts under callgrind, n runs per variant
@@ -22,7 +24,12 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type CallgrindSettings, runCallgrindBench } from './lib/callgrind'
-import { type ClusterResults, type ClusterSettings, runClusterBench } from './lib/cluster'
+import {
+  benchStorm,
+  type ClusterResults,
+  type ClusterSettings,
+  runClusterBench,
+} from './lib/cluster'
 import { type FormatsSettings, runFormatsBench } from './lib/formats'
 import { performanceDocument } from './lib/performance-doc'
 import {
@@ -276,6 +283,7 @@ async function main(): Promise<void> {
       'callgrind-only': { type: 'boolean', default: false },
       'callgrind-profile': { type: 'boolean', default: false },
       'formats-only': { type: 'boolean', default: false },
+      'storm-only': { type: 'boolean', default: false },
     },
   })
   const mode = values.quick ? 'quick' : 'full'
@@ -296,6 +304,28 @@ async function main(): Promise<void> {
       `${JSON.stringify({ schema: 'bench-formats/1', mode, startedAt: started.toISOString(), versions: versionsOf(), formats }, null, 2)}\n`,
     )
     process.stdout.write(`\n${renderFormats(formats)}\n\n`)
+    log(`results written to ${out}`)
+    return
+  }
+
+  if (values['storm-only']) {
+    const cluster = { ...settings.cluster, storm: { ...settings.cluster.storm, settleS: 60 } }
+    const registry = cluster.registries.find((r) => r.name === 'realistic') ?? cluster.registries[0]
+    const load = LoadGenerator.start()
+    const storms = []
+    try {
+      for (const clusterView of [true, false]) {
+        const scrapers = cluster.storm.scrapers[0]
+        storms.push(await benchStorm(scrapers, false, registry, cluster, load, log, clusterView))
+      }
+    } finally {
+      await load.stop()
+    }
+    mkdirSync(dirname(out), { recursive: true })
+    writeFileSync(
+      out,
+      `${JSON.stringify({ schema: 'bench-storm/1', mode, startedAt: started.toISOString(), versions: versionsOf(), storms }, null, 2)}\n`,
+    )
     log(`results written to ${out}`)
     return
   }

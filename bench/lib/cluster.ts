@@ -85,13 +85,16 @@ export interface RegistryResult {
 export interface StormResult {
   scrapers: number
   anonymous: boolean
+  /** False: the same burst against each worker's own registry (METRICS_CLUSTER=false). */
+  clusterView: boolean
   scrapesPerSecond: number
   scrapes: number
   complete: number
   failed: number
   getMs: Latency
   serviceMs: { quiet: Latency; during: Latency }
-  rssMiB: { before: number[]; after: number[]; settled: number[] }
+  /** Per worker: before the burst, its highest during it, right after, and settleS after. */
+  rssMiB: { before: number[]; peak: number[]; after: number[]; settled: number[] }
   /** Worker restarts PM2 made during the storm and its settling (max_memory_restart). */
   restarts: number
 }
@@ -343,16 +346,32 @@ async function scrapers(baseUrl: string, count: number, durationS: number, anony
   return { scrapes, failed }
 }
 
-async function benchStorm(
+/** Every worker's highest RSS, read every 250 ms until `until` settles. */
+async function peakRss(rss: () => Promise<number[]>, until: Promise<unknown>): Promise<number[]> {
+  let done = false
+  until.finally(() => {
+    done = true
+  })
+  let peak = await rss()
+  while (!done) {
+    await sleep(250)
+    const now = await rss()
+    peak = peak.map((mib, i) => Math.max(mib, now[i] ?? Number.NaN))
+  }
+  return peak
+}
+
+export async function benchStorm(
   scraperCount: number,
   anonymous: boolean,
   registry: RegistryShape,
   settings: ClusterSettings,
   load: LoadGenerator,
   log: (line: string) => void,
+  clusterView = true,
 ): Promise<StormResult> {
   const { durationS, serviceRate, settleS } = settings.storm
-  return withApp(settings, registry, true, async (app, rss) => {
+  return withApp(settings, registry, clusterView, async (app, rss) => {
     await load.run(loadOptions(app, settings, settings.warmupS))
     const serviceLoad = (): Promise<LoadResult> =>
       load.run(loadOptions(app, settings, durationS, serviceRate))
@@ -360,7 +379,9 @@ async function benchStorm(
     const before = await rss()
     const restartsBefore = sumRestarts(await app.current())
     const during = serviceLoad()
-    const storm = await scrapers(app.baseUrl, scraperCount, durationS, anonymous)
+    const burst = scrapers(app.baseUrl, scraperCount, durationS, anonymous)
+    const peak = await peakRss(rss, burst)
+    const storm = await burst
     const serviceDuring = await during
     const after = await rss()
     await sleep(settleS * 1000)
@@ -369,6 +390,7 @@ async function benchStorm(
     const result: StormResult = {
       scrapers: scraperCount,
       anonymous,
+      clusterView,
       scrapesPerSecond: round(storm.scrapes.length / durationS, 1),
       scrapes: storm.scrapes.length + storm.failed,
       complete: storm.scrapes.filter((s) => s.complete).length,
@@ -378,13 +400,13 @@ async function benchStorm(
         quiet: pick(quiet.latencyMs),
         during: pick(serviceDuring.latencyMs),
       },
-      rssMiB: { before, after, settled },
+      rssMiB: { before, peak, after, settled },
       restarts,
     }
     log(
-      `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers: ${result.scrapesPerSecond} scrapes/s, ` +
+      `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers, cluster view ${clusterView ? 'on' : 'off'}: ${result.scrapesPerSecond} scrapes/s, ` +
         `${result.complete} of ${result.scrapes} complete; service p99 ${result.serviceMs.quiet.p99} -> ${result.serviceMs.during.p99} ms; ` +
-        `RSS ${spread(before).median} -> ${spread(after).median} -> ${spread(settled).median} MiB`,
+        `RSS ${spread(before).median} -> peak ${spread(peak).median} -> ${spread(after).median} -> ${spread(settled).median} MiB`,
     )
     return result
   })

@@ -30,7 +30,10 @@ view cost; a full run rewrites this document with its figures. Raw results go to
   with one scrape a second.
 - **Concurrent scrapers**: 20 Prometheus-like scrapers, and 50 anonymous ones (text format, no
   gzip, a new connection per scrape), each scraping back to back, beside steady service traffic
-  whose p99 latency is compared with the same traffic without scrapes.
+  whose p99 latency is compared with the same traffic without scrapes. Each worker's RSS is
+  read before the burst, every 250 ms during it (its peak), right after and after settling;
+  \`npm run bench -- --storm-only\` runs the 20-scraper burst alone, with the cluster view on
+  and then off, settling 60 s.
 - **Exposition formats**: the same registries through the cluster view, scraped in protobuf,
   OpenMetrics and the text format as Prometheus 3.5 asks for each (gzip, one keep-alive
   connection), in interleaved rounds: bytes plain and gzipped, and the gather time, with each

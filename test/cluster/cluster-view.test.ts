@@ -40,7 +40,12 @@ import {
 const base = mkdtempSync(join(tmpdir(), 'cluster-view-'))
 after(() => rmSync(base, { recursive: true, force: true }))
 
-function view(workerId: string, subdir: string, reuseMs = 0) {
+function view(
+  workerId: string,
+  subdir: string,
+  reuseMs = 0,
+  { renderDelayMs = 0, gatherTimeoutMs = 500 } = {},
+) {
   const registry = createWorkerRegistry(workerId, false)
   const http = createHttpMetrics(registry)
   http.requestsTotal.inc(
@@ -53,9 +58,10 @@ function view(workerId: string, subdir: string, reuseMs = 0) {
     name: 'renders',
     help: 'renders of this registry',
     registers: [registry],
-    collect() {
+    async collect() {
       renders++
       this.set(renders)
+      if (renderDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, renderDelayMs))
     },
   })
   const missing: string[][] = []
@@ -63,7 +69,7 @@ function view(workerId: string, subdir: string, reuseMs = 0) {
     registry,
     workerId,
     scope: 'test:1',
-    gatherTimeoutMs: 500,
+    gatherTimeoutMs,
     reuseMs,
     paths: createSocketPaths(join(base, subdir), workerId),
     onMissing: (ids) => missing.push(ids),
@@ -559,6 +565,22 @@ test('scrapes that arrive during a gather share it: each sibling renders once', 
   }
 })
 
+test('a worker’s own part and its siblings’ requests for it share one render', async () => {
+  const zero = view('0', 'own-shared')
+  const one = view('1', 'own-shared', 0, { renderDelayMs: 50 })
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  try {
+    const before = one.renders()
+    const [byZero, byOne] = await Promise.all([zero.clusterView.gather(), one.clusterView.gather()])
+    assert.equal(one.renders() - before, 1)
+    for (const result of [byZero, byOne]) assert.deepEqual(result.answered, ['0', '1'])
+  } finally {
+    await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
 test('with a reuse window, a scrape right after a gather gets that gather', async () => {
   const zero = view('0', 'reuse', 60_000)
   const one = view('1', 'reuse')
@@ -572,6 +594,66 @@ test('with a reuse window, a scrape right after a gather gets that gather', asyn
     // Without a window every gather is new.
     const again = await one.clusterView.gather()
     assert.notEqual(await one.clusterView.gather(), again)
+  } finally {
+    await zero.clusterView.close()
+    await one.clusterView.close()
+  }
+})
+
+const clampedLine = (id: string, n: number) =>
+  new RegExp(`^cluster_metrics_scrape_timeout_clamped_total\\{worker_id="${id}"\\} ${n}$`, 'm')
+
+test('a 1 ms scrape timeout header cannot cut the gather short, nor the scrape beside it', async () => {
+  // Siblings that take a few ms to render: a 1 ms deadline would cut every one of them off.
+  const workers = ['0', '1', '2', '3', '4'].map((id) =>
+    view(id, 'short-deadline', 0, { renderDelayMs: id === '0' ? 0 : 10 }),
+  )
+  for (const w of workers) await w.clusterView.start()
+  const zero = workers[0].clusterView
+  try {
+    const [short, normal] = await Promise.all([
+      zero.gather('prometheus', '0.001'),
+      zero.gather('prometheus'),
+    ])
+    for (const result of [short, normal]) {
+      assert.deepEqual(result.answered, ['0', '1', '2', '3', '4'])
+      assert.doesNotMatch(result.text, /^cluster_metrics_worker_up\{.*\} 0$/m)
+    }
+    for (const w of workers) assert.deepEqual(w.missing, [])
+    // Each worker counts the clamped scrapes it answered, in its own part.
+    const after = await zero.gather('prometheus')
+    assert.match(after.text, clampedLine('0', 1))
+    for (const id of ['1', '2', '3', '4']) assert.match(after.text, clampedLine(id, 0))
+    const om = await zero.gather('openmetrics', '0.001')
+    assert.match(om.text, /^# TYPE cluster_metrics_scrape_timeout_clamped counter$/m)
+    assert.match(om.text, clampedLine('0', 2))
+    assert.equal(om.text.match(/^# EOF$/gm)?.length, 1)
+  } finally {
+    for (const w of workers) await w.clusterView.close()
+  }
+})
+
+test('a gather that missed a worker under a shorter deadline is not handed to a longer scrape', async () => {
+  const zero = view('0', 'longer-deadline', 60_000, { gatherTimeoutMs: 2000 })
+  // Slower than the floor of a clamped header, well inside the configured timeout.
+  const one = view('1', 'longer-deadline', 0, { renderDelayMs: 600, gatherTimeoutMs: 2000 })
+  await zero.clusterView.start()
+  await one.clusterView.start()
+  try {
+    // In flight: the longer scrape does not take the shorter gather's partial answer.
+    const [short, normal] = await Promise.all([
+      zero.clusterView.gather('prometheus', '0.001'),
+      zero.clusterView.gather('prometheus', '10'),
+    ])
+    assert.deepEqual(short.answered, ['0'])
+    assert.deepEqual(normal.answered, ['0', '1'])
+    // Reused: a partial answer under a shorter deadline is not reused for a longer scrape...
+    const shortAgain = await zero.clusterView.gather('protobuf', '0.001')
+    assert.deepEqual(shortAgain.answered, ['0'])
+    const longAgain = await zero.clusterView.gather('protobuf')
+    assert.deepEqual(longAgain.answered, ['0', '1'])
+    // ...while a whole one answers any scrape within the window.
+    assert.equal(await zero.clusterView.gather('protobuf', '0.001'), longAgain)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()

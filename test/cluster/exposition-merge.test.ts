@@ -1,7 +1,7 @@
 // mergeExpositions on small hand-written expositions, with every expected line written out.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { mergeExpositions } from '../../packages/plugin/src/cluster/exposition'
+import { mergeExpositions, mergeRendered } from '../../packages/plugin/src/cluster/exposition'
 
 const lines = (...all: string[]) => `${all.join('\n')}\n`
 
@@ -321,4 +321,35 @@ test('no parts: an empty text, or a lone # EOF', () => {
   assert.equal(mergeExpositions([], 'prometheus'), '')
   assert.equal(mergeExpositions([], 'openmetrics'), '# EOF\n')
   assert.equal(mergeExpositions([{ workerId: '0', text: '# EOF\n' }], 'openmetrics'), '# EOF\n')
+})
+
+test('parts as bytes merge into the bytes of the same text, multi-byte characters intact', () => {
+  const zero = [
+    '# HELP jobs_total Jobs “done”.',
+    '# TYPE jobs_total counter',
+    'jobs_total{kind="é€😀",worker_id="0"} 1',
+    '',
+  ].join('\n')
+  const one = [
+    '# HELP jobs_total Jobs “done”.',
+    '# TYPE jobs_total counter',
+    'jobs_total{kind="ß",worker_id="1"} 2',
+    '',
+  ].join('\n')
+  const expected = [
+    '# HELP jobs_total Jobs “done”.',
+    '# TYPE jobs_total counter',
+    'jobs_total{kind="é€😀",worker_id="0"} 1',
+    'jobs_total{kind="ß",worker_id="1"} 2',
+    '',
+  ].join('\n')
+  const merged = mergeRendered(
+    [
+      { workerId: '0', body: Buffer.from(zero, 'utf8') },
+      { workerId: '1', body: one },
+    ],
+    'prometheus',
+  )
+  assert.ok(Buffer.isBuffer(merged))
+  assert.equal(merged.toString('utf8'), expected)
 })

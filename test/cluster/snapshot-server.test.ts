@@ -30,7 +30,7 @@ test('a render slower than the idle timeout still reaches the gatherer that aske
       'prometheus',
       new AbortController().signal,
     )
-    assert.equal(answer.body, 'slow_total 1\n')
+    assert.equal(Buffer.from(answer.body).toString('utf8'), 'slow_total 1\n')
   } finally {
     await server.close()
   }
@@ -68,10 +68,36 @@ test('protobuf bytes cross the socket as they are, newlines and all; malformed o
     const got = await fetch('protobuf')
     assert.ok(got.body instanceof Uint8Array)
     assert.deepEqual(Buffer.from(got.body), bytes)
-    assert.equal((await fetch('prometheus')).body, 'text 1\n')
+    assert.equal(Buffer.from((await fetch('prometheus')).body).toString('utf8'), 'text 1\n')
     // A length prefix promising more than follows.
     answer = Uint8Array.of(5, 0x0a, 1)
     await assert.rejects(fetch('protobuf'), /malformed protobuf answer from worker 3/)
+  } finally {
+    await server.close()
+  }
+})
+
+test('siblings asking meanwhile share one render and receive its text intact', async () => {
+  let renders = 0
+  const text = 'label_total{v="é€😀"} 1\n'
+  const server = new SnapshotServer(join(base, 'shared.sock'), header, async () => {
+    renders++
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    return text
+  })
+  await server.listen()
+  try {
+    const signal = new AbortController().signal
+    const answers = await Promise.all([
+      server.renderShared('prometheus'),
+      ...Array.from({ length: 4 }, () =>
+        fetchExposition(join(base, 'shared.sock'), '3', 'prometheus', signal).then((a) =>
+          Buffer.from(a.body).toString('utf8'),
+        ),
+      ),
+    ])
+    assert.equal(renders, 1)
+    assert.deepEqual(answers, Array(5).fill(text))
   } finally {
     await server.close()
   }

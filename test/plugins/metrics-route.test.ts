@@ -166,6 +166,27 @@ test('concurrent scrapes in one format and encoding share one collection', async
   assert.equal(collections, 3)
 })
 
+test('a scrape is never handed a collection made for another scrape timeout', async (t) => {
+  const asked: Array<string | undefined> = []
+  const app = await build(t, {
+    collect: async (scrape) => {
+      asked.push(scrape.scrapeTimeoutSeconds)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      return `# deadline ${scrape.scrapeTimeoutSeconds ?? 'none'}\n`
+    },
+  })
+  const timeout = 'x-prometheus-scrape-timeout-seconds'
+  const [short, normal, none] = await Promise.all([
+    app.inject({ url: '/metrics', headers: { [timeout]: '0.001' } }),
+    app.inject({ url: '/metrics', headers: { [timeout]: '10' } }),
+    app.inject({ url: '/metrics' }),
+  ])
+  assert.deepEqual(asked, ['0.001', '10', undefined])
+  assert.equal(short.body, '# deadline 0.001\n')
+  assert.equal(normal.body, '# deadline 10\n')
+  assert.equal(none.body, '# deadline none\n')
+})
+
 test('a bearer token protects /metrics; the scheme is case-insensitive', async (t) => {
   const token = 'a-very-secret-token-0123'
   const app = await build(t, { token })

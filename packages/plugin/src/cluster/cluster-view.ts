@@ -7,8 +7,10 @@ import { basename, join } from 'node:path'
 import type { Registry } from 'prom-client'
 import { clientFor } from '../lib/metrics-client'
 import { CarriedMetrics } from './carried-metrics'
+import { ClampedScrapes } from './clamped-scrapes'
 import { DepartedWorkers } from './departed-workers'
 import {
+  appendRendered,
   type DroppedFamily,
   type Exposition,
   type ExpositionFormat,
@@ -35,6 +37,15 @@ import { removeIfPresent, Succession, type SuccessionLog } from './succession'
 
 /** Share of Prometheus' scrape timeout the gather may use, leaving the rest for the reply. */
 export const SCRAPE_TIMEOUT_SHARE = 0.5
+/**
+ * The shortest gather a scrape's timeout header can ask for (unless the configured timeout is
+ * shorter). The header is anyone's to send: without a floor, `0.001` would cut every sibling
+ * off. A healthy gather ends well inside it (tens of ms, docs/performance.md), and it stays
+ * below half of any scrape timeout a Prometheus is given in practice (0.2 s or more), so a
+ * real Prometheus' deadline is never raised. A gather cut short under it never answers a
+ * scrape with a longer deadline (see gather()), so the floor protects the short scrape itself.
+ */
+export const MIN_GATHER_BUDGET_MS = 100
 /** How often a worker checks that its directory, socket and link are still in place. */
 const HEAL_INTERVAL_MS = 1000
 
@@ -53,8 +64,9 @@ export interface ClusterViewOptions {
   carriedMetrics?: readonly string[]
   /**
    * A gather that ended less than this many milliseconds ago answers the next scrape in the
-   * same format (0: never). It bounds the work of scrapers that come faster than any
-   * Prometheus does (a storm, many replicas) to one gather per window per worker.
+   * same format (0: never), and a render of this worker's own part answers every sibling's
+   * gather within as long. It bounds the work of scrapers that come faster than any Prometheus
+   * does (a storm, many replicas) to one gather and one render per window per worker.
    */
   reuseMs?: number
   /**
@@ -70,10 +82,21 @@ export interface ClusterViewOptions {
 
 /** A gather's answer; `text` is the merged exposition: text, or protobuf's bytes. */
 export interface GatherResult<Body extends Exposition = Exposition> {
-  text: Body
+  /** Decoded from `bytes` when first read, for the text formats. */
+  readonly text: Body
+  /** The merged exposition as /metrics sends it (UTF-8 for the text formats). */
+  bytes: Buffer
   expected: string[]
   answered: string[]
   durationMs: number
+  /** The deadline the gather ran under. */
+  budgetMs: number
+}
+
+/** A gather in flight, and the deadline it runs under. */
+interface PendingGather {
+  result: Promise<GatherResult>
+  budgetMs: number
 }
 
 const quietLog: SuccessionLog = { info: () => {}, warn: () => {} }
@@ -95,8 +118,9 @@ export class ClusterView {
   /** Families a worker types otherwise than the others, logged once each. */
   private readonly droppedFamilies: KeyedProblemLog<DroppedFamily>
   private readonly probe: LivenessProbe
+  private readonly clamped: ClampedScrapes
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
-  private readonly gathering = new Map<ExpositionFormat, Promise<GatherResult>>()
+  private readonly gathering = new Map<ExpositionFormat, PendingGather>()
   /** The last gather of each format and when it ended, for `reuseMs`. */
   private readonly lastGather = new Map<
     ExpositionFormat,
@@ -122,11 +146,13 @@ export class ClusterView {
     )
     this.probe = new LivenessProbe(paths.dir)
     this.socketPath = paths.ownSocket(workerId, this.instance)
+    this.clamped = new ClampedScrapes(workerId, options.registry)
     this.server = new SnapshotServer(
       this.socketPath,
       { workerId, pid: process.pid, instance: this.instance },
       (format) => this.renderOwn(format),
       options.onError,
+      options.reuseMs,
     )
   }
 
@@ -195,40 +221,52 @@ export class ClusterView {
 
   /**
    * Gathers every expected worker in `format`. `scrapeTimeoutSeconds` is Prometheus'
-   * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it. A scrape that
-   * arrives while a gather in the same format runs shares its result, as does one that arrives
-   * within `reuseMs` of the last gather's end.
+   * `X-Prometheus-Scrape-Timeout-Seconds`: the gather then ends well inside it, but never
+   * sooner than MIN_GATHER_BUDGET_MS (such scrapes are counted). A scrape that arrives while a
+   * gather in the same format runs shares its result, as does one that arrives within
+   * `reuseMs` of the last gather's end, unless that gather ran under a shorter deadline than
+   * this scrape's and missed a worker: then this scrape gathers again.
    */
   gather(format?: TextFormat, scrapeTimeoutSeconds?: string): Promise<GatherResult<string>>
   gather(format: 'protobuf', scrapeTimeoutSeconds?: string): Promise<GatherResult<Uint8Array>>
   gather(format: ExpositionFormat, scrapeTimeoutSeconds?: string): Promise<GatherResult>
-  gather(
+  async gather(
     format: ExpositionFormat = 'prometheus',
     scrapeTimeoutSeconds?: string,
   ): Promise<GatherResult> {
-    let pending = this.gathering.get(format)
-    if (pending !== undefined) return pending
+    const budget = gatherBudget(this.options.gatherTimeoutMs, scrapeTimeoutSeconds)
+    if (budget.clamped) this.clamped.inc()
+    const budgetMs = budget.ms
+    for (;;) {
+      const pending = this.gathering.get(format)
+      if (pending === undefined) break
+      if (pending.budgetMs >= budgetMs) return pending.result
+      const shorter = await pending.result
+      if (isComplete(shorter)) return shorter
+      // Its deadline cut a worker off that this scrape would have waited for: gather again
+      // (sharing any gather another such scrape started meanwhile).
+    }
     const last = this.lastGather.get(format)
     const reuseMs = this.options.reuseMs ?? 0
-    if (last !== undefined && performance.now() - last.endedAt < reuseMs) {
-      return Promise.resolve(last.result)
+    if (
+      last !== undefined &&
+      performance.now() - last.endedAt < reuseMs &&
+      (last.result.budgetMs >= budgetMs || isComplete(last.result))
+    ) {
+      return last.result
     }
-    pending = this.gatherNow(format, scrapeTimeoutSeconds)
-      .then((result) => {
-        this.lastGather.set(format, { result, endedAt: performance.now() })
-        return result
+    const result = this.gatherNow(format, budgetMs)
+      .then((done) => {
+        this.lastGather.set(format, { result: done, endedAt: performance.now() })
+        return done
       })
       .finally(() => this.gathering.delete(format))
-    this.gathering.set(format, pending)
-    return pending
+    this.gathering.set(format, { result, budgetMs })
+    return result
   }
 
-  private async gatherNow(
-    format: ExpositionFormat,
-    scrapeTimeoutSeconds: string | undefined,
-  ): Promise<GatherResult> {
+  private async gatherNow(format: ExpositionFormat, budgetMs: number): Promise<GatherResult> {
     const started = performance.now()
-    const budgetMs = gatherBudgetMs(this.options.gatherTimeoutMs, scrapeTimeoutSeconds)
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(), budgetMs)
     const { workerId, paths } = this.options
@@ -240,7 +278,10 @@ export class ClusterView {
     const results = await Promise.allSettled(
       expected.map((id): Promise<WorkerExposition> => {
         if (id === workerId && selfIsCurrent) {
-          return this.renderOwn(format).then((body) => ({ workerId, pid: process.pid, body }))
+          // Shared with the siblings asking for this worker's part meanwhile.
+          return this.server
+            .renderShared(format)
+            .then((body) => ({ workerId, pid: process.pid, body }))
         }
         return fetchExposition(paths.linkFor(id), id, format, deadline.signal)
       }),
@@ -275,20 +316,36 @@ export class ClusterView {
       familiesDropped: dropped.length,
     })
     merge.add({ workerId: '', body: await renderRegistry(health, format) })
-    const text = merge.finish()
-    return { text, expected, answered, durationMs }
+    const bytes = merge.finish()
+    let text: Exposition | undefined = format === 'protobuf' ? bytes : undefined
+    return {
+      bytes,
+      get text() {
+        text ??= bytes.toString('utf8')
+        return text
+      },
+      expected,
+      answered,
+      durationMs,
+      budgetMs,
+    }
   }
 
   /**
-   * This worker's registry in `format`, for its own part and for its siblings. Every series
-   * that lacks `worker_id` gets this worker's (a registry of the app's own has no such default
-   * label), so two workers' series never collide.
+   * This worker's registry in `format`, for its own part and for its siblings, followed by
+   * the cluster view's own per-worker counters. Every series that lacks `worker_id` gets this
+   * worker's (a registry of the app's own has no such default label), so two workers' series
+   * never collide.
    */
-  private renderOwn(format: ExpositionFormat): Promise<Exposition> {
-    return renderRegistry(this.options.registry, format, {
-      nativeSnapshot: this.options.native?.snapshot,
-      defaultLabels: { worker_id: this.options.workerId },
-    })
+  private async renderOwn(format: ExpositionFormat): Promise<Exposition> {
+    const [registry, own] = await Promise.all([
+      renderRegistry(this.options.registry, format, {
+        nativeSnapshot: this.options.native?.snapshot,
+        defaultLabels: { worker_id: this.options.workerId },
+      }),
+      this.clamped.render(format),
+    ])
+    return appendRendered(registry, own, format)
   }
 
   /** The last counts of workers that left, rendered by DepartedWorkers; none if unreadable. */
@@ -414,10 +471,32 @@ export function compareWorkerIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
-/** The configured timeout, shortened to a share of Prometheus' own scrape timeout if smaller. */
-export function gatherBudgetMs(configuredMs: number, scrapeTimeoutSeconds?: string): number {
+/** True if every worker the gather expected answered: no longer deadline could add to it. */
+function isComplete(result: GatherResult): boolean {
+  const answered = new Set(result.answered)
+  return result.expected.every((id) => answered.has(id))
+}
+
+/**
+ * The configured timeout, shortened to a share of Prometheus' own scrape timeout if smaller,
+ * but not below MIN_GATHER_BUDGET_MS; `clamped` if the header asked for less than that.
+ */
+export function gatherBudget(
+  configuredMs: number,
+  scrapeTimeoutSeconds?: string,
+): { ms: number; clamped: boolean } {
   const scrapeSeconds =
     scrapeTimeoutSeconds === undefined ? Number.NaN : Number(scrapeTimeoutSeconds)
-  if (!Number.isFinite(scrapeSeconds) || scrapeSeconds <= 0) return configuredMs
-  return Math.max(1, Math.min(configuredMs, scrapeSeconds * 1000 * SCRAPE_TIMEOUT_SHARE))
+  if (!Number.isFinite(scrapeSeconds) || scrapeSeconds <= 0) {
+    return { ms: configuredMs, clamped: false }
+  }
+  const floor = Math.min(configuredMs, MIN_GATHER_BUDGET_MS)
+  const asked = scrapeSeconds * 1000 * SCRAPE_TIMEOUT_SHARE
+  if (asked < floor) return { ms: floor, clamped: true }
+  return { ms: Math.min(configuredMs, asked), clamped: false }
+}
+
+/** The gather's deadline in milliseconds (see gatherBudget). */
+export function gatherBudgetMs(configuredMs: number, scrapeTimeoutSeconds?: string): number {
+  return gatherBudget(configuredMs, scrapeTimeoutSeconds).ms
 }

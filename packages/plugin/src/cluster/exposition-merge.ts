@@ -12,18 +12,24 @@ export interface ExpositionPart {
   readonly text: string
 }
 
-/** One worker's registry rendered in the scrape's format: text, or protobuf's bytes. */
+/**
+ * One worker's registry rendered in the scrape's format: protobuf's bytes, or a text format as
+ * text or as its UTF-8 bytes (a sibling's part as it came off the socket).
+ */
 export interface RenderedPart {
   readonly workerId: string
   readonly body: Exposition
 }
 
-/** Merges parts rendered in `format` with that format's merge (mergeExpositions, mergeProtobuf). */
+/**
+ * Merges parts rendered in `format` with that format's merge (mergeExpositions, mergeProtobuf),
+ * into the bytes /metrics sends; `onDropped` is told of each family a part has left out.
+ */
 export function mergeRendered(
   parts: ReadonlyArray<RenderedPart>,
   format: ExpositionFormat,
   onDropped?: OnDropped,
-): Exposition {
+): Buffer {
   const merge = new RenderedMerge(format, onDropped)
   for (const part of parts) merge.add(part)
   return merge.finish()
@@ -42,10 +48,10 @@ export class RenderedMerge {
   add(part: RenderedPart): void {
     if (this.protobuf !== undefined) {
       this.protobuf.add({ workerId: part.workerId, bytes: bytesOf(part) })
-    } else this.text?.add({ workerId: part.workerId, text: textOf(part) })
+    } else this.text?.add(part)
   }
 
-  finish(): Exposition {
+  finish(): Buffer {
     return this.protobuf?.finish() ?? (this.text as TextMerge).finish()
   }
 }
@@ -55,20 +61,30 @@ function bytesOf(part: RenderedPart): Uint8Array {
   return part.body
 }
 
-function textOf(part: RenderedPart): string {
-  if (typeof part.body !== 'string') throw new TypeError(`worker ${part.workerId}: bytes, not text`)
-  return part.body
+function asBuffer(body: Exposition): Buffer {
+  return typeof body === 'string'
+    ? Buffer.from(body, 'utf8')
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+}
+
+/** Consecutive sample lines of one part, as a byte range without the final newline. */
+interface Run {
+  readonly bytes: Buffer
+  readonly start: number
+  readonly end: number
 }
 
 interface Family {
   help?: string
   type?: string
   unit?: string
-  /** Runs of consecutive sample lines, each without its final newline, in part order. */
-  samples: string[]
+  /** Runs of consecutive sample lines, in part order. */
+  samples: Run[]
 }
 
-const HASH = 35 // '#'
+const HASH = 0x23 // '#'
+const NEWLINE = 0x0a
+const OPENMETRICS_EOF = '# EOF\n'
 
 /**
  * Merges expositions rendered in `format` into one, in that format.
@@ -81,8 +97,7 @@ const HASH = 35 // '#'
  *
  * Parts are used in the order given, at most one per worker id (the first), so two processes
  * of one worker during a reload never both appear. A part whose `# TYPE` for a family differs
- * from the first one's has its samples of that family left out (one family cannot hold both),
- * and `onDropped` is told.
+ * from the first one's has its samples of that family left out: one family cannot hold both.
  * Comments other than HELP/TYPE/UNIT, blank lines and each part's `# EOF` are dropped; the
  * OpenMetrics answer ends with a single `# EOF`. Extra series such as the gather's own health
  * are merged by passing their rendered text as one more part.
@@ -93,11 +108,16 @@ export function mergeExpositions(
   onDropped?: OnDropped,
 ): string {
   const merge = new TextMerge(format, onDropped)
-  for (const part of parts) merge.add(part)
-  return merge.finish()
+  for (const part of parts) merge.add({ workerId: part.workerId, body: part.text })
+  return merge.finish().toString('utf8')
 }
 
-/** mergeExpositions a part at a time. */
+/**
+ * mergeExpositions a part at a time, on bytes, into bytes: sample lines are copied from each
+ * part's bytes into the answer once, with no string of a part or of the answer in between
+ * (strings that large live in V8's large-object space until a full collection; buffers are
+ * freed with their young wrappers).
+ */
 export class TextMerge {
   private readonly families = new Map<string, Family>()
   private readonly seenWorkers = new Set<string>()
@@ -107,36 +127,54 @@ export class TextMerge {
     private readonly onDropped?: OnDropped,
   ) {}
 
-  add(part: ExpositionPart): void {
+  add(part: RenderedPart): void {
     if (this.seenWorkers.has(part.workerId)) return
     this.seenWorkers.add(part.workerId)
-    collectPart(part, this.families, this.onDropped)
+    collectPart(part.workerId, asBuffer(part.body), this.families, this.onDropped)
   }
 
-  finish(): string {
-    const blocks: string[] = []
-    for (const family of this.families.values()) {
-      const lines: string[] = []
-      if (family.help !== undefined) lines.push(family.help)
-      if (family.type !== undefined) lines.push(family.type)
-      if (family.unit !== undefined) lines.push(family.unit)
-      for (const run of family.samples) lines.push(run)
-      blocks.push(lines.join('\n'))
-    }
-    if (this.format === 'openmetrics')
-      return blocks.length === 0 ? '# EOF\n' : `${blocks.join('\n')}\n# EOF\n`
+  finish(): Buffer {
+    const { families, format } = this
     // The text format's blank line between families, as prom-client renders it.
-    return blocks.length === 0 ? '' : `${blocks.join('\n\n')}\n`
+    const blankBetween = format === 'prometheus'
+    let size = format === 'openmetrics' ? OPENMETRICS_EOF.length : 0
+    let first = true
+    for (const family of families.values()) {
+      if (blankBetween && !first) size += 1
+      first = false
+      for (const header of [family.help, family.type, family.unit]) {
+        if (header !== undefined) size += Buffer.byteLength(header, 'utf8') + 1
+      }
+      for (const run of family.samples) size += run.end - run.start + 1
+    }
+    const answer = Buffer.allocUnsafe(size)
+    let at = 0
+    first = true
+    for (const family of families.values()) {
+      if (blankBetween && !first) answer[at++] = NEWLINE
+      first = false
+      for (const header of [family.help, family.type, family.unit]) {
+        if (header === undefined) continue
+        at += answer.write(header, at, 'utf8')
+        answer[at++] = NEWLINE
+      }
+      for (const run of family.samples) {
+        at += run.bytes.copy(answer, at, run.start, run.end)
+        answer[at++] = NEWLINE
+      }
+    }
+    if (format === 'openmetrics') at += answer.write(OPENMETRICS_EOF, at, 'latin1')
+    return answer
   }
 }
 
 /** Adds one part's headers and sample runs to `families`: one pass over its lines. */
 function collectPart(
-  part: ExpositionPart,
+  workerId: string,
+  bytes: Buffer,
   families: Map<string, Family>,
   onDropped: OnDropped | undefined,
 ): void {
-  const { text } = part
   let family: Family | undefined
   let familyName: string | undefined
   let keepSamples = true
@@ -147,22 +185,24 @@ function collectPart(
     if (keepSamples) {
       // Samples above any header (never from prom-client) form a family with no header.
       if (family === undefined) family = familyFor('', families)
-      family.samples.push(text.slice(runStart, runEnd))
+      family.samples.push({ bytes, start: runStart, end: runEnd })
     }
     runStart = -1
   }
+  const length = bytes.length
   let lineStart = 0
-  while (lineStart < text.length) {
-    let lineEnd = text.indexOf('\n', lineStart)
-    if (lineEnd === -1) lineEnd = text.length
+  while (lineStart < length) {
+    let lineEnd = bytes.indexOf(NEWLINE, lineStart)
+    if (lineEnd === -1) lineEnd = length
     if (lineEnd === lineStart) {
       flushRun()
-    } else if (text.charCodeAt(lineStart) !== HASH) {
+    } else if (bytes[lineStart] !== HASH) {
       if (runStart === -1) runStart = lineStart
       runEnd = lineEnd
     } else {
       flushRun()
-      const line = text.slice(lineStart, lineEnd)
+      // Only comment lines become strings: they are short, and few.
+      const line = bytes.toString('utf8', lineStart, lineEnd)
       if (line === '# EOF') return
       const kind = headerKind(line)
       if (kind !== undefined) {
@@ -178,7 +218,7 @@ function collectPart(
         else if (kind === 'type' && current.type !== line && keepSamples) {
           keepSamples = false
           onDropped?.({
-            workerId: part.workerId,
+            workerId,
             family: name,
             type: typeOf(line),
             familyType: typeOf(current.type ?? ''),
@@ -210,4 +250,26 @@ function familyFor(name: string, families: Map<string, Family>): Family {
     families.set(name, family)
   }
   return family
+}
+
+/**
+ * One worker's part followed by more families of the same worker (none shared with it), in
+ * `format`: text with the first part's `# EOF` dropped, protobuf's messages one after another.
+ */
+export function appendRendered(
+  first: Exposition,
+  more: Exposition,
+  format: ExpositionFormat,
+): Exposition {
+  if (typeof first !== 'string' || typeof more !== 'string') {
+    if (typeof first === 'string' || typeof more === 'string') {
+      throw new TypeError('cannot append text and bytes')
+    }
+    return Buffer.concat([first, more])
+  }
+  if (first === '' || (format === 'openmetrics' && first === OPENMETRICS_EOF)) return more
+  if (format === 'openmetrics' && first.endsWith(OPENMETRICS_EOF)) {
+    return `${first.slice(0, -OPENMETRICS_EOF.length)}${more}`
+  }
+  return `${first}\n${more}`
 }

@@ -9,6 +9,7 @@ export {
   type TextFormat,
 } from './exposition-format'
 export {
+  appendRendered,
   type DroppedFamily,
   type ExpositionPart,
   mergeExpositions,

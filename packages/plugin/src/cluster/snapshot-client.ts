@@ -13,7 +13,7 @@ const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
 export interface WorkerExposition {
   workerId: string
   pid: number
-  /** Text for the text formats, bytes for protobuf. */
+  /** The exposition's bytes as they came (UTF-8 for the text formats): merged, never decoded. */
   body: Exposition
 }
 
@@ -81,8 +81,8 @@ function decodeAnswer(
       `the socket of worker ${expectedWorkerId} answered as worker ${header.workerId}`,
     )
   }
-  const body = format === 'protobuf' ? answer.subarray(end + 1) : answer.toString('utf8', end + 1)
-  if (typeof body !== 'string') checkProtobuf(body, expectedWorkerId)
+  const body = answer.subarray(end + 1)
+  if (format === 'protobuf') checkProtobuf(body, expectedWorkerId)
   return { workerId: header.workerId, pid: header.pid, body }
 }
 

@@ -22,18 +22,40 @@ export interface SnapshotHeader {
 
 export type Render = (format: ExpositionFormat) => Promise<Exposition>
 
+/**
+ * One render, shared by this worker's own gathers and every sibling that asks while it runs
+ * or within the reuse window after it; the bytes a sibling receives are made from it once,
+ * for all of them.
+ */
+interface SharedRender {
+  body: Promise<Exposition>
+  wire?: Promise<Buffer>
+  /** When the render ended (performance.now()); undefined while it runs. */
+  endedAt?: number
+}
+
 export class SnapshotServer {
   private server: Server | undefined
   private readonly connections = new Set<Socket>()
-  /** Renders in flight, one per format: concurrent gatherers share them. */
-  private readonly rendering = new Map<ExpositionFormat, Promise<Exposition>>()
+  /** The current render of each format: in flight, or ended within the reuse window. */
+  private readonly rendering = new Map<ExpositionFormat, SharedRender>()
+  /** The header line, encoded once: it names this process and never changes. */
+  private readonly headerBytes: Buffer
 
   constructor(
     readonly socketPath: string,
-    private readonly header: SnapshotHeader,
+    header: SnapshotHeader,
     private readonly render: Render,
     private readonly onError: (err: Error) => void = () => {},
-  ) {}
+    /**
+     * A render that ended less than this many ms ago answers the next request in its format
+     * (0: only renders in flight are shared). With the cluster view's own reuse window, a
+     * worker renders its part once per window however many siblings gather.
+     */
+    private readonly reuseMs = 0,
+  ) {
+    this.headerBytes = Buffer.from(`${JSON.stringify(header)}\n`, 'utf8')
+  }
 
   async listen(): Promise<void> {
     const server = createServer({ allowHalfOpen: true }, (socket) => this.answer(socket))
@@ -102,8 +124,8 @@ export class SnapshotServer {
         socket.destroy()
         return
       }
-      this.renderShared(format).then(
-        (body) => this.reply(socket, body),
+      this.answerShared(format).then(
+        (answer) => socket.end(answer),
         (err: Error) => {
           this.onError(err)
           socket.destroy()
@@ -113,24 +135,48 @@ export class SnapshotServer {
     socket.on('data', onData)
   }
 
-  /** The header line, then the body: text in one write, as before; bytes after the header. */
-  private reply(socket: Socket, body: Exposition): void {
-    const header = `${JSON.stringify(this.header)}\n`
-    if (typeof body === 'string') {
-      socket.end(header + body)
-    } else {
-      socket.write(header)
-      socket.end(body)
-    }
-  }
-
   /** This worker's exposition; renders in flight are shared by everyone who asks meanwhile. */
   renderShared(format: ExpositionFormat): Promise<Exposition> {
-    let pending = this.rendering.get(format)
-    if (pending === undefined) {
-      pending = this.render(format).finally(() => this.rendering.delete(format))
-      this.rendering.set(format, pending)
-    }
-    return pending
+    return this.sharedRender(format).body
   }
+
+  /**
+   * The header line, then the body, as one buffer: encoded once per render, so the siblings
+   * that share a render are written the same bytes rather than each a string of their own.
+   */
+  private answerShared(format: ExpositionFormat): Promise<Buffer> {
+    const render = this.sharedRender(format)
+    render.wire ??= render.body.then((body) => withHeader(this.headerBytes, body))
+    return render.wire
+  }
+
+  private sharedRender(format: ExpositionFormat): SharedRender {
+    const current = this.rendering.get(format)
+    if (
+      current !== undefined &&
+      (current.endedAt === undefined || performance.now() - current.endedAt < this.reuseMs)
+    ) {
+      return current
+    }
+    const shared: SharedRender = { body: this.render(format) }
+    const forget = () => {
+      if (this.rendering.get(format) === shared) this.rendering.delete(format)
+    }
+    shared.body.then(() => {
+      shared.endedAt = performance.now()
+      if (this.reuseMs <= 0) forget()
+      // Not kept past its window: a worker holds no exposition between Prometheus' scrapes.
+      else setTimeout(forget, this.reuseMs).unref()
+    }, forget)
+    this.rendering.set(format, shared)
+    return shared
+  }
+}
+
+function withHeader(header: Buffer, body: Exposition): Buffer {
+  if (typeof body !== 'string') return Buffer.concat([header, body])
+  const answer = Buffer.allocUnsafe(header.length + Buffer.byteLength(body, 'utf8'))
+  header.copy(answer)
+  answer.write(body, header.length, 'utf8')
+  return answer
 }

@@ -59,7 +59,9 @@ export function clusterCollector(
   fastify.addHook('onReady', async () => view.start())
   fastify.addHook('onClose', async () => view.close())
   return {
-    collect: async (scrape) => (await view.gather(scrape.format, scrape.scrapeTimeoutSeconds)).text,
+    // The merged bytes as they are: the text is never decoded for a scrape.
+    collect: async (scrape) =>
+      (await view.gather(scrape.format, scrape.scrapeTimeoutSeconds)).bytes,
     beginStop: () => view.beginStop(),
   }
 }

@@ -58,27 +58,38 @@ export async function metricsRoute(
   }
 
   // Answers are bytes, made once and written to every scrape that shares them (a string would
-  // be encoded again for each response); the same text collected again is not encoded again.
+  // be encoded again for each response); the same text collected again is not encoded again,
+  // and scrapes that receive the same text meanwhile share its encoding. Collections are
+  // shared only between scrapes with the same timeout header: the collector decides whether a
+  // gather under one deadline may answer a scrape that gave another.
   const inFlight = new Map<string, Promise<Buffer>>()
-  const lastEncoded = new Map<string, { text: Exposition; body: Buffer }>()
-  const encode = async (key: string, text: Exposition, compress: boolean): Promise<Buffer> => {
+  const lastEncoded = new Map<string, { text: Exposition; body: Promise<Buffer> }>()
+  const encode = (key: string, text: Exposition, compress: boolean): Promise<Buffer> => {
     const last = lastEncoded.get(key)
     if (last !== undefined && last.text === text) return last.body
     const body = compress
-      ? await gzipAsync(text, { level: constants.Z_BEST_SPEED })
-      : typeof text === 'string'
-        ? Buffer.from(text, 'utf8')
-        : Buffer.from(text.buffer, text.byteOffset, text.byteLength)
-    lastEncoded.set(key, { text, body })
+      ? gzipAsync(text, { level: constants.Z_BEST_SPEED })
+      : Promise.resolve(
+          typeof text === 'string'
+            ? Buffer.from(text, 'utf8')
+            : Buffer.from(text.buffer, text.byteOffset, text.byteLength),
+        )
+    const entry = { text, body }
+    lastEncoded.set(key, entry)
+    // A failed encoding is not kept for the next scrape.
+    body.catch(() => {
+      if (lastEncoded.get(key) === entry) lastEncoded.delete(key)
+    })
     return body
   }
   const answer = (scrape: Scrape, compress: boolean): Promise<Buffer> => {
-    const key = `${scrape.format}:${compress}`
+    const encoding = `${scrape.format}:${compress}`
+    const key = `${encoding}:${scrape.scrapeTimeoutSeconds ?? ''}`
     let pending = inFlight.get(key)
     if (pending === undefined) {
       pending = options
         .collect(scrape)
-        .then((text) => encode(key, text, compress))
+        .then((text) => encode(encoding, text, compress))
         .finally(() => inFlight.delete(key))
       inFlight.set(key, pending)
     }
