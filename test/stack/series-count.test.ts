@@ -1,7 +1,7 @@
 // docs/capacity.md's series-per-pod formula against a real /metrics of the PM2 app (5 workers):
 // after every worker has served each of T (method, route, status) combinations, one scrape holds
 //   W × T × (B + 4)   request series: per combination 1 counter + B buckets, +Inf, _sum, _count
-// + W + 6             the cluster view's own series (cluster_metrics_*)
+// + 2W + 6            the cluster view's own series (cluster_metrics_*)
 // + W × D             Node and process metrics, D per worker (measured here, reported)
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
@@ -66,9 +66,10 @@ test('request series: W × T × (B + 4)', () => {
   assert.equal(counter + histogram, W * T * (B + 4))
 })
 
-test('the cluster view adds W + 6 series', () => {
-  assert.equal(series('cluster_metrics_').length, W + 6)
+test('the cluster view adds 2W + 6 series', () => {
+  assert.equal(series('cluster_metrics_').length, 2 * W + 6)
   assert.equal(series('cluster_metrics_worker_up{').length, W)
+  assert.equal(series('cluster_metrics_scrape_timeout_clamped_total{').length, W)
 })
 
 test('the rest is per worker: Node and process metrics, D each', (t) => {
@@ -85,5 +86,5 @@ test('the rest is per worker: Node and process metrics, D each', (t) => {
   assert.equal(perWorker.size, W)
   const d = [...perWorker.values()]
   t.diagnostic(`D per worker: ${d.join(', ')}; series in the scrape: ${lines.length}`)
-  assert.equal(lines.length, W * T * (B + 4) + W + 6 + d.reduce((a, b) => a + b, 0))
+  assert.equal(lines.length, W * T * (B + 4) + 2 * W + 6 + d.reduce((a, b) => a + b, 0))
 })
