@@ -2,7 +2,7 @@
 // protobufjs, and flattening them into the samples the text formats write (`_bucket` with
 // `le`, `_sum`, `_count`, `quantile`), so an answer in one format can be compared with another.
 import { Reader } from 'protobufjs'
-import { MetricFamilyType } from '../packages/plugin/src/cluster/protobuf/metrics-schema'
+import { MetricFamilyType } from '../packages/plugin/src/exposition/protobuf/metrics-schema'
 
 export interface DecodedLabel {
   name: string

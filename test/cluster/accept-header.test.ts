@@ -1,7 +1,7 @@
 // The Accept header parser: media ranges with their parameters and q-values, bad elements left out.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseAccept } from '../../packages/plugin/src/cluster/accept-header'
+import { parseAccept } from '../../packages/plugin/src/exposition/accept-header'
 
 test('types and parameter names lower-cased, quoted values unquoted, q apart', () => {
   assert.deepEqual(

@@ -29,13 +29,13 @@ import {
   samplesByKey,
   textSamples,
 } from '../../harness/protobuf'
-import { ClusterView, type GatherResult } from '../../packages/plugin/src/cluster/cluster-view'
-import { MAX_HANDOVER_AGE_MS, writeHandover } from '../../packages/plugin/src/cluster/handover'
-import { createSocketPaths, socketDirFor } from '../../packages/plugin/src/cluster/socket-paths'
+import { ClusterView, type GatherResult } from '../../packages/plugin/src/gather/cluster-view'
 import {
   createHttpMetrics,
   createWorkerRegistry,
 } from '../../packages/plugin/src/plugin/http-metrics'
+import { createSocketPaths, socketDirFor } from '../../packages/plugin/src/run-dir/socket-paths'
+import { MAX_HANDOVER_AGE_MS, writeHandover } from '../../packages/plugin/src/succession/handover'
 
 const base = mkdtempSync(join(tmpdir(), 'cluster-view-'))
 after(() => rmSync(base, { recursive: true, force: true }))

@@ -6,14 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { CarriedMetrics } from '../../packages/plugin/src/cluster/carried-metrics'
-import { DepartedWorkers } from '../../packages/plugin/src/cluster/departed-workers'
-import { type HandoverContent, writeHandover } from '../../packages/plugin/src/cluster/handover'
-import { createSocketPaths } from '../../packages/plugin/src/cluster/socket-paths'
 import {
   createHttpMetrics,
   createWorkerRegistry,
 } from '../../packages/plugin/src/plugin/http-metrics'
+import { createSocketPaths } from '../../packages/plugin/src/run-dir/socket-paths'
+import { CarriedMetrics } from '../../packages/plugin/src/succession/carried-metrics'
+import { DepartedWorkers } from '../../packages/plugin/src/succession/departed-workers'
+import { type HandoverContent, writeHandover } from '../../packages/plugin/src/succession/handover'
 
 const root = mkdtempSync(join(tmpdir(), 'departed-'))
 after(() => rmSync(root, { recursive: true, force: true }))

@@ -7,7 +7,7 @@ import {
   CONTENT_TYPES,
   type ExpositionFormat,
   negotiate,
-} from '../../packages/plugin/src/cluster/exposition'
+} from '../../packages/plugin/src/exposition/exposition'
 
 const TEXT_004 = 'text/plain; version=0.0.4; charset=utf-8'
 const TEXT_100 = 'text/plain; version=1.0.0; charset=utf-8'

@@ -1,7 +1,7 @@
 // mergeExpositions on small hand-written expositions, with every expected line written out.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { mergeExpositions, mergeRendered } from '../../packages/plugin/src/cluster/exposition'
+import { mergeExpositions, mergeRendered } from '../../packages/plugin/src/exposition/exposition'
 
 const lines = (...all: string[]) => `${all.join('\n')}\n`
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client'
-import { renderRegistry, type TextFormat } from '../../packages/plugin/src/cluster/exposition'
+import { renderRegistry, type TextFormat } from '../../packages/plugin/src/exposition/exposition'
 
 /** A small worker registry; its gauge collects asynchronously, as default metrics may. */
 function workerRegistry(workerId = '3'): Registry<RegistryContentType> {

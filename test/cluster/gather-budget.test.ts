@@ -5,7 +5,7 @@ import {
   gatherBudget,
   gatherBudgetMs,
   MIN_GATHER_BUDGET_MS,
-} from '../../packages/plugin/src/cluster/cluster-view'
+} from '../../packages/plugin/src/gather/cluster-view'
 
 test('without the header the configured timeout applies', () => {
   assert.equal(gatherBudgetMs(1000), 1000)

@@ -17,7 +17,11 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { CarriedMetrics } from '../../packages/plugin/src/cluster/carried-metrics'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+} from '../../packages/plugin/src/plugin/http-metrics'
+import { CarriedMetrics } from '../../packages/plugin/src/succession/carried-metrics'
 import {
   handoverAge,
   handoverMismatch,
@@ -29,11 +33,7 @@ import {
   readHandoverFile,
   takeHandover,
   writeHandover,
-} from '../../packages/plugin/src/cluster/handover'
-import {
-  createHttpMetrics,
-  createWorkerRegistry,
-} from '../../packages/plugin/src/plugin/http-metrics'
+} from '../../packages/plugin/src/succession/handover'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-'))
 after(() => rmSync(dir, { recursive: true, force: true }))

@@ -9,13 +9,13 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { waitFor } from '../../harness/net'
 import { decodeFamilies } from '../../harness/protobuf'
-import { ClusterView } from '../../packages/plugin/src/cluster/cluster-view'
-import { createSocketPaths } from '../../packages/plugin/src/cluster/socket-paths'
+import { ClusterView } from '../../packages/plugin/src/gather/cluster-view'
 import {
   createHttpMetrics,
   createWorkerRegistry,
 } from '../../packages/plugin/src/plugin/http-metrics'
 import { nativeCarry } from '../../packages/plugin/src/plugin/native-histograms'
+import { createSocketPaths } from '../../packages/plugin/src/run-dir/socket-paths'
 
 const base = mkdtempSync(join(tmpdir(), 'native-carry-'))
 after(() => rmSync(base, { recursive: true, force: true }))

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import * as prometheusIo from '@prometheus-io/client'
 import type { Metric } from 'prom-client'
 import * as promClient from 'prom-client'
-import { CONTENT_TYPES } from '../../packages/plugin/src/cluster/exposition-format'
+import { CONTENT_TYPES } from '../../packages/plugin/src/exposition/exposition-format'
 import { clientFor, installedClients } from '../../packages/plugin/src/lib/metrics-client'
 import {
   asRenderable,

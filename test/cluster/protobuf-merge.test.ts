@@ -5,17 +5,20 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import { Writer } from 'protobufjs'
 import { type DecodedFamily, decodeFamilies } from '../../harness/protobuf'
-import { mergeProtobuf, type ProtobufPart } from '../../packages/plugin/src/cluster/protobuf/merge'
+import {
+  mergeProtobuf,
+  type ProtobufPart,
+} from '../../packages/plugin/src/exposition/protobuf/merge'
 import {
   METRIC_TYPE,
   MetricFamilyType,
-} from '../../packages/plugin/src/cluster/protobuf/metrics-schema'
+} from '../../packages/plugin/src/exposition/protobuf/metrics-schema'
 import {
   MalformedProtobufError,
   readFamilies,
   readVarint,
   varint,
-} from '../../packages/plugin/src/cluster/protobuf/wire'
+} from '../../packages/plugin/src/exposition/protobuf/wire'
 
 /** Delimited messages of `families`, as a worker's render would send them. */
 function encode(families: readonly DecodedFamily[]): Uint8Array {

@@ -11,12 +11,12 @@ import {
   textSamples,
   typeName,
 } from '../../harness/protobuf'
-import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
-import { PROTOBUF_CONTENT_TYPE } from '../../packages/plugin/src/cluster/protobuf/metrics-schema'
+import { renderRegistry } from '../../packages/plugin/src/exposition/exposition'
+import { PROTOBUF_CONTENT_TYPE } from '../../packages/plugin/src/exposition/protobuf/metrics-schema'
 import {
   type NativeFields,
   renderProtobuf,
-} from '../../packages/plugin/src/cluster/protobuf/render'
+} from '../../packages/plugin/src/exposition/protobuf/render'
 import { everyKindRegistry } from '../fixtures/every-kind-registry'
 
 test('every series, value and exemplar is what OpenMetrics renders for the same registry', async () => {

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { Gauge, Registry } from 'prom-client'
-import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
-import { fetchExposition } from '../../packages/plugin/src/cluster/snapshot-client'
-import { SnapshotServer } from '../../packages/plugin/src/cluster/snapshot-server'
+import { renderRegistry } from '../../packages/plugin/src/exposition/exposition'
+import { fetchExposition } from '../../packages/plugin/src/gather/snapshot-client'
+import { SnapshotServer } from '../../packages/plugin/src/gather/snapshot-server'
 
 const base = mkdtempSync(join(tmpdir(), 'snap-'))
 after(() => rmSync(base, { recursive: true, force: true }))

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { newInstance } from '../../packages/plugin/src/cluster/socket-paths'
-import { LivenessProbe } from '../../packages/plugin/src/cluster/socket-probe'
+import { newInstance } from '../../packages/plugin/src/run-dir/socket-paths'
+import { LivenessProbe } from '../../packages/plugin/src/run-dir/socket-probe'
 
 const dir = mkdtempSync(join(tmpdir(), 'probe-'))
 after(() => rmSync(dir, { recursive: true, force: true }))

@@ -16,19 +16,19 @@ import {
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { after, test } from 'node:test'
-import { CarriedMetrics } from '../../packages/plugin/src/cluster/carried-metrics'
-import { type HandoverContent, writeHandover } from '../../packages/plugin/src/cluster/handover'
+import {
+  createHttpMetrics,
+  createWorkerRegistry,
+} from '../../packages/plugin/src/plugin/http-metrics'
 import {
   createSocketPaths,
   newInstance,
   pidOfInstance,
   type SocketPaths,
-} from '../../packages/plugin/src/cluster/socket-paths'
-import { type Liveness, Succession } from '../../packages/plugin/src/cluster/succession'
-import {
-  createHttpMetrics,
-  createWorkerRegistry,
-} from '../../packages/plugin/src/plugin/http-metrics'
+} from '../../packages/plugin/src/run-dir/socket-paths'
+import { CarriedMetrics } from '../../packages/plugin/src/succession/carried-metrics'
+import { type HandoverContent, writeHandover } from '../../packages/plugin/src/succession/handover'
+import { type Liveness, Succession } from '../../packages/plugin/src/succession/succession'
 
 const root = mkdtempSync(join(tmpdir(), 'rules-'))
 after(() => rmSync(root, { recursive: true, force: true }))

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { waitFor } from '../../harness/net'
-import { type Handover, writeHandover } from '../../packages/plugin/src/cluster/handover'
+import { type Handover, writeHandover } from '../../packages/plugin/src/succession/handover'
 import type { WorkerCommand } from '../fixtures/cluster-worker'
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'cluster-worker.ts')

@@ -22,7 +22,7 @@ import {
   moveAside,
   readOpenedRegularFile,
   readRegularFile,
-} from '../../packages/plugin/src/cluster/untrusted-file'
+} from '../../packages/plugin/src/succession/untrusted-file'
 
 const root = mkdtempSync(join(tmpdir(), 'untrusted-file-'))
 after(() => rmSync(root, { recursive: true, force: true }))

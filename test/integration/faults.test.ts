@@ -9,7 +9,7 @@ import { parseExposition } from '../../harness/exposition'
 import { describeTally, startKeepAliveLoad } from '../../harness/load'
 import { httpGet, waitFor } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
-import { socketDirFor } from '../../packages/plugin/src/cluster/socket-paths'
+import { socketDirFor } from '../../packages/plugin/src/run-dir/socket-paths'
 
 const ALL = ['0', '1', '2', '3', '4']
 const CONNECTIONS = 10

@@ -19,7 +19,7 @@ import {
   trafficPhases,
   workerErrors,
 } from '../../harness/traffic-phases'
-import { writeHandover } from '../../packages/plugin/src/cluster/handover'
+import { writeHandover } from '../../packages/plugin/src/succession/handover'
 
 const JOB = 'webapp'
 let app: Pm2App

@@ -31,7 +31,7 @@ import {
   textSamples,
 } from '../../harness/protobuf'
 import { abnormalExits, increaseSince, workerErrors } from '../../harness/traffic-phases'
-import { socketDirFor } from '../../packages/plugin/src/cluster/socket-paths'
+import { socketDirFor } from '../../packages/plugin/src/run-dir/socket-paths'
 
 const run = promisify(execFile)
 

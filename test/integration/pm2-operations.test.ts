@@ -13,7 +13,7 @@ import {
   startPrometheus,
   scrapesPass as waitForScrapes,
 } from '../../harness/prometheus'
-import { workerIdOfLink } from '../../packages/plugin/src/cluster/socket-paths'
+import { workerIdOfLink } from '../../packages/plugin/src/run-dir/socket-paths'
 
 const SCRAPE_INTERVAL_SECONDS = 5
 const ROUTE = '/items/:id'

@@ -30,7 +30,7 @@ import {
   trafficPhases,
   workerErrors,
 } from '../../harness/traffic-phases'
-import { parseOwnSocket, pidOfInstance } from '../../packages/plugin/src/cluster/socket-paths'
+import { parseOwnSocket, pidOfInstance } from '../../packages/plugin/src/run-dir/socket-paths'
 
 const JOB = 'webapp'
 let app: Pm2App

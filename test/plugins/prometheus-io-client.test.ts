@@ -16,9 +16,8 @@ import type { Registry } from 'prom-client'
 import { duplicateSeries } from '../../harness/exposition'
 import { PROMETHEUS_ACCEPT } from '../../harness/prometheus-accept'
 import { decodeFamilies, protobufSamples, samplesByKey, textSamples } from '../../harness/protobuf'
-import { ClusterView } from '../../packages/plugin/src/cluster/cluster-view'
-import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
-import { createSocketPaths } from '../../packages/plugin/src/cluster/socket-paths'
+import { renderRegistry } from '../../packages/plugin/src/exposition/exposition'
+import { ClusterView } from '../../packages/plugin/src/gather/cluster-view'
 import { clientFor } from '../../packages/plugin/src/lib/metrics-client'
 import metricsPlugin from '../../packages/plugin/src/plugin'
 import {
@@ -26,6 +25,7 @@ import {
   createWorkerRegistry,
   REQUEST_DURATION,
 } from '../../packages/plugin/src/plugin/http-metrics'
+import { createSocketPaths } from '../../packages/plugin/src/run-dir/socket-paths'
 
 const base = mkdtempSync(join(tmpdir(), 'pio-'))
 after(() => rmSync(base, { recursive: true, force: true }))

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Registry } from 'prom-client'
-import { renderRegistry } from '../../packages/plugin/src/cluster/exposition'
+import { renderRegistry } from '../../packages/plugin/src/exposition/exposition'
 import { createHttpMetrics } from '../../packages/plugin/src/plugin/http-metrics'
 import { RequestSeries } from '../../packages/plugin/src/plugin/request-series'
 

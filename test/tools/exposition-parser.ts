@@ -1,7 +1,7 @@
 // A real parser for both exposition formats: the official Python client's, in one long-lived
 // child process (Debian's python3-prometheus-client), asked one text at a time.
 import { join } from 'node:path'
-import type { TextFormat } from '../../packages/plugin/src/cluster/exposition'
+import type { TextFormat } from '../../packages/plugin/src/exposition/exposition'
 import { PythonChild } from './python-child'
 
 export interface ParsedFamily {

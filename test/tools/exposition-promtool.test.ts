@@ -12,7 +12,7 @@ import {
   mergeExpositions,
   renderRegistry,
   type TextFormat,
-} from '../../packages/plugin/src/cluster/exposition'
+} from '../../packages/plugin/src/exposition/exposition'
 import {
   createHttpMetrics,
   createWorkerRegistry,

@@ -13,7 +13,7 @@ import {
   mergeProtobuf,
   renderRegistry,
   type TextFormat,
-} from '../../packages/plugin/src/cluster/exposition'
+} from '../../packages/plugin/src/exposition/exposition'
 import { ExpositionParser, type ParsedFamily } from './exposition-parser'
 import { ProtobufDecoder, type PythonFamily } from './protobuf-decoder'
 

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { Enum, type Field, Namespace, parse, Root, Type } from 'protobufjs'
 import { METRICS_PROTO } from '../../harness/tools'
-import { schemaRoot } from '../../packages/plugin/src/cluster/protobuf/metrics-schema'
+import { schemaRoot } from '../../packages/plugin/src/exposition/protobuf/metrics-schema'
 
 const PACKAGE = 'io.prometheus.client'
 const TIMESTAMP_PROTO = '/usr/include/google/protobuf/timestamp.proto'

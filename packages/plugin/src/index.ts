@@ -8,7 +8,6 @@ import {
   type RequestMetrics,
 } from './plugin/http-metrics'
 
-export { socketDirFor, WORKER_ID_PATTERN } from './cluster/socket-paths'
 export { ConfigError } from './lib/config-error'
 export { usableCpus } from './lib/cpu-quota'
 export type {
@@ -60,6 +59,7 @@ export {
   type RequestHistogram,
   type RequestMetrics,
 } from './plugin/http-metrics'
+export { socketDirFor, WORKER_ID_PATTERN } from './run-dir/socket-paths'
 
 /**
  * The request counter and histogram the plugin records into, registered in `registry`, for use

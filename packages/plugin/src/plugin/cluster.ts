@@ -3,9 +3,9 @@
 // to the worker's next process. The cluster code itself knows no Fastify.
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import { ClusterView } from '../cluster/cluster-view'
-import type { NativeCarry } from '../cluster/native-carry'
-import { createSocketPaths, socketDirFor } from '../cluster/socket-paths'
+import { ClusterView } from '../gather/cluster-view'
+import { createSocketPaths, socketDirFor } from '../run-dir/socket-paths'
+import type { NativeCarry } from '../succession/native-carry'
 import type { MetricsCollector } from './metrics-route'
 
 export interface ClusterOptions {

@@ -5,7 +5,7 @@
 import type { FastifyInstance, onRequestAbortHookHandler, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
-import { renderRegistry } from '../cluster/exposition'
+import { renderRegistry } from '../exposition/exposition'
 import type { NativeHistogramSnapshot } from '../lib/native-histogram'
 import { resolveWorkerIdentity } from '../lib/worker-identity'
 import { type ClusterOptions, clusterCollector } from './cluster'

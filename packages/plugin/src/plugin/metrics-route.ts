@@ -9,7 +9,7 @@ import { constants, gzip } from 'node:zlib'
 import bearerAuth from '@fastify/bearer-auth'
 import type { FastifyInstance } from 'fastify'
 import Negotiator from 'negotiator'
-import { type Exposition, type ExpositionFormat, negotiate } from '../cluster/exposition'
+import { type Exposition, type ExpositionFormat, negotiate } from '../exposition/exposition'
 
 const gzipAsync = promisify(gzip)
 

@@ -4,8 +4,6 @@
 // always describe the same observations (their count and sum agree). Only the protobuf
 // exposition carries native histograms; the text formats never show them.
 import type { Histogram, HistogramConfiguration, LabelValues } from 'prom-client'
-import type { CarriedFamily } from '../cluster/carried-metrics'
-import type { NativeCarry, NativeSeries } from '../cluster/native-carry'
 import {
   NativeHistogram,
   type NativeHistogramOptions,
@@ -14,6 +12,8 @@ import {
   nativeOptionsProblem,
 } from '../lib/native-histogram'
 import type { Labels } from '../lib/prom-client-internals'
+import type { CarriedFamily } from '../succession/carried-metrics'
+import type { NativeCarry, NativeSeries } from '../succession/native-carry'
 import { RequestSeries } from './request-series'
 
 /**

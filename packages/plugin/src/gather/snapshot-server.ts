@@ -5,7 +5,7 @@
 // clash, and closing (which unlinks the path) only ever removes this process' own socket.
 import { statSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
-import type { Exposition, ExpositionFormat } from './exposition'
+import type { Exposition, ExpositionFormat } from '../exposition/exposition'
 
 /** The one line a gatherer sends: the format it wants. */
 const FORMATS: readonly ExpositionFormat[] = ['prometheus', 'openmetrics', 'protobuf']

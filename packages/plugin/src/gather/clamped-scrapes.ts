@@ -3,9 +3,9 @@
 // count with its own part, labelled with its worker id, so the series is the same whichever
 // worker a scrape lands on and their sum is every clamped scrape.
 import type { Counter, Registry } from 'prom-client'
+import type { Exposition, ExpositionFormat } from '../exposition/exposition-format'
+import { renderRegistry } from '../exposition/exposition-render'
 import { clientFor } from '../lib/metrics-client'
-import type { Exposition, ExpositionFormat } from './exposition-format'
-import { renderRegistry } from './exposition-render'
 
 export class ClampedScrapes {
   private readonly registry: Registry

@@ -3,8 +3,8 @@
 // another worker than the one asked for (a link pointing at the wrong socket) is refused, and
 // so is a protobuf answer that is not well-framed MetricFamily messages.
 import { connect } from 'node:net'
-import type { Exposition, ExpositionFormat } from './exposition'
-import { MalformedProtobufError, readFamilies } from './protobuf/wire'
+import type { Exposition, ExpositionFormat } from '../exposition/exposition'
+import { MalformedProtobufError, readFamilies } from '../exposition/protobuf/wire'
 import type { SnapshotHeader } from './snapshot-server'
 
 /** Expositions bigger than this are refused rather than buffered (about 200k series). */

@@ -7,12 +7,14 @@
 import { lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Registry, RegistryContentType } from 'prom-client'
+import type { Exposition, ExpositionFormat } from '../exposition/exposition-format'
+import type { RenderedPart } from '../exposition/exposition-merge'
+import { renderRegistry } from '../exposition/exposition-render'
+import type { NativeFor } from '../exposition/protobuf/render'
 import { clientFor } from '../lib/metrics-client'
 import { defaultLabelsOf } from '../lib/prom-client-internals'
+import { type SocketPaths, workerIdOfHandover } from '../run-dir/socket-paths'
 import { CarriedMetrics } from './carried-metrics'
-import type { Exposition, ExpositionFormat } from './exposition-format'
-import type { RenderedPart } from './exposition-merge'
-import { renderRegistry } from './exposition-render'
 import {
   type Handover,
   handoverOwnerMismatch,
@@ -20,8 +22,6 @@ import {
   readHandoverFile,
 } from './handover'
 import type { NativeCarry } from './native-carry'
-import type { NativeFor } from './protobuf/render'
-import { type SocketPaths, workerIdOfHandover } from './socket-paths'
 import type { SuccessionLog } from './succession'
 
 export interface DepartedWorkersOptions {

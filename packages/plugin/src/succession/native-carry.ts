@@ -2,9 +2,10 @@
 // sees them: rendered into the protobuf exposition, handed to the next process of the worker
 // id with the classic values, and added to by a successor. The plugin implements it; the
 // cluster code knows no plugin.
+
+import type { NativeFor } from '../exposition/protobuf/render'
 import type { NativeHistogramState } from '../lib/native-histogram'
 import type { CarriedFamily } from './carried-metrics'
-import type { NativeFor } from './protobuf/render'
 
 /** One series' native histogram in a handover. */
 export interface NativeSeries {

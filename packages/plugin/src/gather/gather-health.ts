@@ -2,7 +2,7 @@
 // answering-worker label, so their series stay the same whichever worker a scrape lands on.
 import type { Registry } from 'prom-client'
 import { clientFor } from '../lib/metrics-client'
-import type { UnsafeReason } from './private-dir'
+import type { UnsafeReason } from '../run-dir/private-dir'
 
 /** The gather's own health, from the answering worker's point of view. */
 export interface GatherReport {

@@ -5,10 +5,6 @@
 import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import type { Registry } from 'prom-client'
-import { clientFor } from '../lib/metrics-client'
-import { CarriedMetrics } from './carried-metrics'
-import { ClampedScrapes } from './clamped-scrapes'
-import { DepartedWorkers } from './departed-workers'
 import {
   appendRendered,
   type DroppedFamily,
@@ -18,22 +14,26 @@ import {
   type RenderedPart,
   renderRegistry,
   type TextFormat,
-} from './exposition'
-import { addGatherMetrics } from './gather-health'
-import type { NativeCarry } from './native-carry'
-import { UnsafeDirectoryError, type UnsafeReason } from './private-dir'
-import { KeyedProblemLog, ProblemLog } from './problem-log'
-import { fetchExposition, type WorkerExposition } from './snapshot-client'
-import { SnapshotServer } from './snapshot-server'
+} from '../exposition/exposition'
+import { clientFor } from '../lib/metrics-client'
+import { KeyedProblemLog, ProblemLog } from '../lib/problem-log'
+import { UnsafeDirectoryError, type UnsafeReason } from '../run-dir/private-dir'
 import {
   checkWorkerId,
   newInstance,
   parseOwnSocket,
   type SocketPaths,
   workerIdOfLink,
-} from './socket-paths'
-import { LivenessProbe } from './socket-probe'
-import { removeIfPresent, Succession, type SuccessionLog } from './succession'
+} from '../run-dir/socket-paths'
+import { LivenessProbe } from '../run-dir/socket-probe'
+import { CarriedMetrics } from '../succession/carried-metrics'
+import { DepartedWorkers } from '../succession/departed-workers'
+import type { NativeCarry } from '../succession/native-carry'
+import { removeIfPresent, Succession, type SuccessionLog } from '../succession/succession'
+import { ClampedScrapes } from './clamped-scrapes'
+import { addGatherMetrics } from './gather-health'
+import { fetchExposition, type WorkerExposition } from './snapshot-client'
+import { SnapshotServer } from './snapshot-server'
 
 /** Share of Prometheus' scrape timeout the gather may use, leaving the rest for the reply. */
 export const SCRAPE_TIMEOUT_SHARE = 0.5

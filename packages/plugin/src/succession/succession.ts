@@ -15,6 +15,14 @@
 // is alive while its socket accepts connections: a reused pid never passes for another.
 import { lstatSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { ProblemLog } from '../lib/problem-log'
+import {
+  parseClaim,
+  parseOwnSocket,
+  pidOfInstance,
+  type SocketPaths,
+} from '../run-dir/socket-paths'
+import { LivenessProbe, pidExists } from '../run-dir/socket-probe'
 import type { CarriedMetrics } from './carried-metrics'
 import {
   type Handover,
@@ -25,9 +33,6 @@ import {
   writeHandover,
 } from './handover'
 import type { NativeCarry } from './native-carry'
-import { ProblemLog } from './problem-log'
-import { parseClaim, parseOwnSocket, pidOfInstance, type SocketPaths } from './socket-paths'
-import { LivenessProbe, pidExists } from './socket-probe'
 
 /** How often a waiting successor looks for its predecessor's handover or exit. */
 const POLL_MS = 100
