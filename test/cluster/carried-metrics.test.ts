@@ -4,10 +4,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { renderRegistry } from '../../packages/plugin/src/exposition/exposition'
-import {
-  type CarriedFamily,
-  CarriedMetrics,
-} from '../../packages/plugin/src/succession/carried-metrics'
+import type { CarriedFamily } from '../../packages/plugin/src/succession/carried-family'
+import { CarriedMetrics } from '../../packages/plugin/src/succession/carried-metrics'
 
 const NAMES = ['requests_total', 'duration_seconds']
 

@@ -12,7 +12,7 @@ import {
   nativeOptionsProblem,
 } from '../lib/native-histogram'
 import type { Labels } from '../lib/prom-client-internals'
-import type { CarriedFamily } from '../succession/carried-metrics'
+import type { CarriedFamily } from '../succession/carried-family'
 import type { NativeCarry, NativeSeries } from '../succession/native-carry'
 import { RequestSeries } from './request-series'
 

@@ -3,7 +3,7 @@
 // carried only if it still fits the metric (same label names), and only if the sum stays a
 // finite number; a histogram series (its buckets, sum and count) is carried whole or not at all.
 import { type Labels, type MetricData, seriesLabelsOf } from '../lib/prom-client-internals'
-import type { CarriedValue } from './carried-metrics'
+import type { CarriedValue } from './carried-family'
 
 /** The label names a carried series must have to continue a metric. */
 export interface SeriesShape {

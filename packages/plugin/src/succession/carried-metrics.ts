@@ -20,19 +20,7 @@ import {
   upperBoundsOf,
 } from '../lib/prom-client-internals'
 import { CarriedBase } from './carried-base'
-
-export interface CarriedValue {
-  /** Sample name for histograms (`_bucket`, `_sum`, `_count`); absent for counters. */
-  metricName?: string
-  labels: Labels
-  value: number
-}
-
-export interface CarriedFamily {
-  name: string
-  type: 'counter' | 'histogram'
-  values: CarriedValue[]
-}
+import type { CarriedFamily, CarriedValue } from './carried-family'
 
 /** What was not carried of a handover's families. */
 export interface CarryReport {

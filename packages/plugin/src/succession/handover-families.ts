@@ -3,7 +3,7 @@
 // Prometheus as it stands. Names follow the exposition grammar; values are finite, counts are
 // never negative; a series appears once; a histogram's buckets are cumulative and end at its
 // count.
-import type { CarriedFamily, CarriedValue } from './carried-metrics'
+import type { CarriedFamily, CarriedValue } from './carried-family'
 
 type Fail = (what: string) => never
 type Labels = CarriedValue['labels']

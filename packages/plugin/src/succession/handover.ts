@@ -6,7 +6,7 @@
 // as untrusted: only a bounded regular file, and anything refused is moved aside.
 import { randomBytes } from 'node:crypto'
 import { lstatSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
-import type { CarriedFamily } from './carried-metrics'
+import type { CarriedFamily } from './carried-family'
 import { validateFamilies } from './handover-families'
 import type { NativeSeries } from './native-carry'
 import { moveAside, RefusedFileError, readRegularFileAndStats } from './untrusted-file'

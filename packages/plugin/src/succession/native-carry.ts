@@ -5,7 +5,7 @@
 
 import type { NativeFor } from '../exposition/protobuf/render'
 import type { NativeHistogramState } from '../lib/native-histogram'
-import type { CarriedFamily } from './carried-metrics'
+import type { CarriedFamily } from './carried-family'
 
 /** One series' native histogram in a handover. */
 export interface NativeSeries {
