@@ -17,6 +17,7 @@ import {
 } from '../exposition/exposition'
 import { clientFor } from '../lib/metrics-client'
 import { KeyedProblemLog, ProblemLog } from '../lib/problem-log'
+import { removeIfPresent } from '../lib/remove-if-present'
 import { UnsafeDirectoryError, type UnsafeReason } from '../run-dir/private-dir'
 import {
   checkWorkerId,
@@ -29,7 +30,7 @@ import { LivenessProbe } from '../run-dir/socket-probe'
 import { CarriedMetrics } from '../succession/carried-metrics'
 import { DepartedWorkers } from '../succession/departed-workers'
 import type { NativeCarry } from '../succession/native-carry'
-import { removeIfPresent, Succession, type SuccessionLog } from '../succession/succession'
+import { Succession, type SuccessionLog } from '../succession/succession'
 import { ClampedScrapes } from './clamped-scrapes'
 import { addGatherMetrics } from './gather-health'
 import { fetchExposition, type WorkerExposition } from './snapshot-client'

@@ -13,9 +13,10 @@
 // stopping process hands over after its last request, so the values served never step back.
 // Processes are told apart by a random instance token in their socket's name, and a process
 // is alive while its socket accepts connections: a reused pid never passes for another.
-import { lstatSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs'
+import { lstatSync, readdirSync, readlinkSync, renameSync, symlinkSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { ProblemLog } from '../lib/problem-log'
+import { removeIfPresent } from '../lib/remove-if-present'
 import {
   parseClaim,
   parseOwnSocket,
@@ -469,14 +470,6 @@ export class Succession {
 
 function isSocket(path: string): boolean {
   return lstatSync(path, { throwIfNoEntry: false })?.isSocket() ?? false
-}
-
-export function removeIfPresent(path: string): void {
-  try {
-    unlinkSync(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
 }
 
 function sleep(ms: number): Promise<void> {
