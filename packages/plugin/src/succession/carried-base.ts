@@ -3,6 +3,7 @@
 // carried only if it still fits the metric (same label names), and only if the sum stays a
 // finite number; a histogram series (its buckets, sum and count) is carried whole or not at all.
 import { type Labels, type MetricData, seriesLabelsOf } from '../lib/prom-client-internals'
+import { seriesKey } from '../lib/series-key'
 import type { CarriedValue } from './carried-family'
 
 /** The label names a carried series must have to continue a metric. */
@@ -149,13 +150,6 @@ function carriedValue(metricName: string | undefined, labels: Labels, value: num
   const carried: CarriedValue = { labels: { ...labels }, value }
   if (metricName !== undefined) carried.metricName = metricName
   return carried
-}
-
-/** One key per sample and label set, whatever the labels' order, 200 and "200" alike. */
-function seriesKey(metricName: string | undefined, labels: Readonly<Labels>): string {
-  let key = metricName ?? ''
-  for (const name of Object.keys(labels).sort()) key += `\u0000${name}\u0001${String(labels[name])}`
-  return key
 }
 
 /** As prom-client's label hash (lib/util.js `hashObject` with the metric's label names). */

@@ -3,6 +3,8 @@
 // Prometheus as it stands. Names follow the exposition grammar; values are finite, counts are
 // never negative; a series appears once; a histogram's buckets are cumulative and end at its
 // count.
+
+import { seriesKey } from '../lib/series-key'
 import type { CarriedFamily, CarriedValue } from './carried-family'
 
 type Fail = (what: string) => never
@@ -180,13 +182,6 @@ function checkHistogramSeries(family: string, values: readonly CarriedValue[], f
     bounds ??= these
     if (these !== bounds) fail(`${family}${name} has other buckets than the family's first series`)
   }
-}
-
-/** The same key for labels whatever their order, and for 200 and "200" (they render alike). */
-function seriesKey(sample: string, labels: Record<string, unknown>): string {
-  let key = sample
-  for (const name of Object.keys(labels).sort()) key += `\u0000${name}\u0001${String(labels[name])}`
-  return key
 }
 
 function describe(value: CarriedValue, family: string): string {

@@ -13,6 +13,7 @@ import {
   renderedData,
   seriesLabelsOf,
 } from '../../lib/prom-client-internals'
+import { seriesKey } from '../../lib/series-key'
 import { METRIC_TYPE, MetricFamilyType } from './metrics-schema'
 
 /**
@@ -315,7 +316,7 @@ function groupSeries<Series>(
     if (one === undefined) {
       const { [magic]: _magic, ...labels } = seriesLabelsOf(value)
       const full = withDefaults(labels, defaults)
-      const key = seriesKey(full)
+      const key = seriesKey('', full)
       one = byKey.get(key)
       if (one === undefined) {
         one = create(full)
@@ -337,12 +338,6 @@ function onlyMagic(labels: Readonly<Labels>, magic: string): boolean {
 function withDefaults(labels: Readonly<Labels>, defaults: Readonly<Labels>): Labels {
   for (const _ in defaults) return { ...defaults, ...labels }
   return labels as Labels
-}
-
-function seriesKey(labels: Readonly<Labels>): string {
-  let key = ''
-  for (const name of Object.keys(labels).sort()) key += `\u0000${name}\u0001${String(labels[name])}`
-  return key
 }
 
 function textLabels(labels: Readonly<Labels>): Record<string, string> {
