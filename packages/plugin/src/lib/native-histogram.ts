@@ -14,6 +14,7 @@
 // observations (the workers') merge into exactly the histogram of all of them.
 // (client_golang's other strategies, resetting or widening the zero bucket, are off unless
 // configured there, and are not kept here.)
+import { isPlainObject } from './plain-object'
 
 /** Lowest and highest schema Prometheus accepts for exponential buckets. */
 export const MIN_SCHEMA = -4
@@ -575,12 +576,6 @@ const INDEX_PATTERN = /^(0|-?[1-9][0-9]{0,6})$/
 
 const isCount = (value: unknown): value is number =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  const prototype = Object.getPrototypeOf(value)
-  return prototype === Object.prototype || prototype === null
-}
 
 /** What is wrong with a state read from outside, or `undefined`. */
 function stateProblem(state: unknown): string | undefined {

@@ -4,6 +4,7 @@
 // never negative; a series appears once; a histogram's buckets are cumulative and end at its
 // count.
 
+import { isPlainObject } from '../lib/plain-object'
 import { seriesKey } from '../lib/series-key'
 import type { CarriedFamily, CarriedValue } from './carried-family'
 
@@ -28,7 +29,7 @@ export function validateFamilies(raw: unknown, maxValues: number, fail: Fail): C
   // Counted before anything is checked value by value, so a huge file costs no more than this.
   let total = 0
   for (const family of raw) {
-    if (isObject(family) && Array.isArray(family.values)) total += family.values.length
+    if (isPlainObject(family) && Array.isArray(family.values)) total += family.values.length
   }
   if (total > maxValues) return fail(`it holds ${total} values, above the limit of ${maxValues}`)
   const names = new Set<string>()
@@ -41,7 +42,7 @@ export function validateFamilies(raw: unknown, maxValues: number, fail: Fail): C
 }
 
 function validateFamily(family: unknown, index: number, fail: Fail): CarriedFamily {
-  if (!isObject(family)) return fail(`family ${index} is not an object`)
+  if (!isPlainObject(family)) return fail(`family ${index} is not an object`)
   const { name, type } = family
   if (typeof name !== 'string' || !METRIC_NAME.test(name)) {
     return fail(`family ${index} has the name ${quote(name)}, not a metric name`)
@@ -60,7 +61,7 @@ function validateValue(
   value: unknown,
   fail: Fail,
 ): CarriedValue {
-  if (!isObject(value)) return fail(`${family} has a value that is not an object`)
+  if (!isPlainObject(value)) return fail(`${family} has a value that is not an object`)
   const { metricName, labels } = value
   let suffix: HistogramSuffix | undefined
   if (type === 'counter') {
@@ -73,7 +74,7 @@ function validateValue(
     if (suffix === undefined) return fail(`${family} has a sample named ${quote(metricName)}`)
   }
   const sample = (metricName as string | undefined) ?? family
-  if (!isObject(labels)) return fail(`${sample} has a value without labels`)
+  if (!isPlainObject(labels)) return fail(`${sample} has a value without labels`)
   checkLabels(sample, suffix, labels, fail)
   checkNumber(sample, suffix, value.value, fail)
   const carried: CarriedValue = { labels: labels as Labels, value: value.value as number }
@@ -206,8 +207,4 @@ function cut(text: string): string {
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -6,6 +6,7 @@
 // as untrusted: only a bounded regular file, and anything refused is moved aside.
 import { randomBytes } from 'node:crypto'
 import { lstatSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { isPlainObject } from '../lib/plain-object'
 import type { CarriedFamily } from './carried-family'
 import { validateFamilies } from './handover-families'
 import type { NativeSeries } from './native-carry'
@@ -275,7 +276,7 @@ export function parseHandover(text: string): Handover {
   const fail = (what: string): never => {
     throw new MalformedHandoverError(`malformed handover: ${what}`)
   }
-  if (!isObject(parsed)) return fail('not an object')
+  if (!isPlainObject(parsed)) return fail('not an object')
   if (typeof parsed.version !== 'number') fail('version is not a number')
   if (parsed.version !== VERSION) {
     fail(`version ${parsed.version}, where this process reads version ${VERSION}`)
@@ -309,13 +310,13 @@ function validateNativeSeries(value: unknown, fail: (what: string) => never): Na
     return fail(`native holds more than ${MAX_HANDOVER_SERIES} series`)
   }
   for (const entry of value) {
-    if (!isObject(entry) || !isShortText(entry.name) || !isObject(entry.labels)) {
+    if (!isPlainObject(entry) || !isShortText(entry.name) || !isPlainObject(entry.labels)) {
       return fail('a native entry is not { name, labels, state }')
     }
     if (!Object.values(entry.labels).every((v) => typeof v === 'string')) {
       return fail(`a native entry of ${entry.name} has a label value that is not a string`)
     }
-    if (!isObject(entry.state)) return fail(`a native entry of ${entry.name} has no state`)
+    if (!isPlainObject(entry.state)) return fail(`a native entry of ${entry.name} has no state`)
   }
   return value as NativeSeries[]
 }
@@ -329,8 +330,4 @@ function isShortText(value: unknown): value is string {
 
 function isPositiveInteger(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) > 0
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
