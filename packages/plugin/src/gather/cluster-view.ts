@@ -15,6 +15,7 @@ import {
   renderRegistry,
   type TextFormat,
 } from '../exposition/exposition'
+import { InFlight } from '../lib/in-flight'
 import { clientFor } from '../lib/metrics-client'
 import { KeyedProblemLog, ProblemLog } from '../lib/problem-log'
 import { removeIfPresent } from '../lib/remove-if-present'
@@ -94,12 +95,6 @@ export interface GatherResult<Body extends Exposition = Exposition> {
   budgetMs: number
 }
 
-/** A gather in flight, and the deadline it runs under. */
-interface PendingGather {
-  result: Promise<GatherResult>
-  budgetMs: number
-}
-
 const quietLog: SuccessionLog = { info: () => {}, warn: () => {} }
 
 /** Errors of a dial that mean nobody listens behind a link any more. */
@@ -121,7 +116,8 @@ export class ClusterView {
   private readonly probe: LivenessProbe
   private readonly clamped: ClampedScrapes
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
-  private readonly gathering = new Map<ExpositionFormat, PendingGather>()
+  /** The gather running in each format, noted with its budget (ms). */
+  private readonly gathering = new InFlight<ExpositionFormat, GatherResult, number>()
   /** The last gather of each format and when it ended, for `reuseMs`. */
   private readonly lastGather = new Map<
     ExpositionFormat,
@@ -241,8 +237,8 @@ export class ClusterView {
     for (;;) {
       const pending = this.gathering.get(format)
       if (pending === undefined) break
-      if (pending.budgetMs >= budgetMs) return pending.result
-      const shorter = await pending.result
+      if (pending.note >= budgetMs) return pending.promise
+      const shorter = await pending.promise
       if (isComplete(shorter)) return shorter
       // Its deadline cut a worker off that this scrape would have waited for: gather again
       // (sharing any gather another such scrape started meanwhile).
@@ -256,14 +252,11 @@ export class ClusterView {
     ) {
       return last.result
     }
-    const result = this.gatherNow(format, budgetMs)
-      .then((done) => {
-        this.lastGather.set(format, { result: done, endedAt: performance.now() })
-        return done
-      })
-      .finally(() => this.gathering.delete(format))
-    this.gathering.set(format, { result, budgetMs })
-    return result
+    const result = this.gatherNow(format, budgetMs).then((done) => {
+      this.lastGather.set(format, { result: done, endedAt: performance.now() })
+      return done
+    })
+    return this.gathering.start(format, result, budgetMs)
   }
 
   private async gatherNow(format: ExpositionFormat, budgetMs: number): Promise<GatherResult> {

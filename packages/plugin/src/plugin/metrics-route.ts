@@ -10,6 +10,7 @@ import bearerAuth from '@fastify/bearer-auth'
 import type { FastifyInstance } from 'fastify'
 import Negotiator from 'negotiator'
 import { type Exposition, type ExpositionFormat, negotiate } from '../exposition/exposition'
+import { InFlight } from '../lib/in-flight'
 
 const gzipAsync = promisify(gzip)
 
@@ -62,7 +63,7 @@ export async function metricsRoute(
   // and scrapes that receive the same text meanwhile share its encoding. Collections are
   // shared only between scrapes with the same timeout header: the collector decides whether a
   // gather under one deadline may answer a scrape that gave another.
-  const inFlight = new Map<string, Promise<Buffer>>()
+  const inFlight = new InFlight<string, Buffer>()
   const lastEncoded = new Map<string, { text: Exposition; body: Promise<Buffer> }>()
   const encode = (key: string, text: Exposition, compress: boolean): Promise<Buffer> => {
     const last = lastEncoded.get(key)
@@ -85,15 +86,11 @@ export async function metricsRoute(
   const answer = (scrape: Scrape, compress: boolean): Promise<Buffer> => {
     const encoding = `${scrape.format}:${compress}`
     const key = `${encoding}:${scrape.scrapeTimeoutSeconds ?? ''}`
-    let pending = inFlight.get(key)
-    if (pending === undefined) {
-      pending = options
-        .collect(scrape)
-        .then((text) => encode(encoding, text, compress))
-        .finally(() => inFlight.delete(key))
-      inFlight.set(key, pending)
-    }
-    return pending
+    return inFlight.share(
+      key,
+      () => options.collect(scrape).then((text) => encode(encoding, text, compress)),
+      undefined,
+    )
   }
 
   fastify.get(
