@@ -264,3 +264,13 @@ export function seriesLabelsOf(value: RenderedValue): Labels {
 function objectOrUndefined(value: unknown): object | undefined {
   return typeof value === 'object' && value !== null ? value : undefined
 }
+
+/** prom-client's reading of `labels(...)` / `remove(...)` arguments: an object, or values in order. */
+export function labelsOfArguments(labelNames: readonly string[], args: readonly unknown[]): Labels {
+  if (typeof args[0] === 'object' && args[0] !== null) return args[0] as Labels
+  const labels: Labels = {}
+  labelNames.forEach((name, i) => {
+    if (args[i] !== undefined) labels[name] = args[i] as string
+  })
+  return labels
+}

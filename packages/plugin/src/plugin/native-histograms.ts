@@ -11,7 +11,7 @@ import {
   type NativeHistogramState,
   nativeOptionsProblem,
 } from '../lib/native-histogram'
-import type { Labels } from '../lib/prom-client-internals'
+import { type Labels, labelsOfArguments } from '../lib/prom-client-internals'
 import type { CarriedFamily } from '../succession/carried-family'
 import type { NativeCarry, NativeSeries } from '../succession/native-carry'
 import { RequestSeries } from './request-series'
@@ -130,16 +130,6 @@ export class NativeHistogramStore {
     if (labels === undefined) for (const histogram of this.byKey.values()) histogram.reset()
     else this.byKey.get(this.keyOf(labels))?.reset()
   }
-}
-
-/** prom-client's reading of `labels(...)` / `remove(...)` arguments: an object, or values in order. */
-function labelsOfArguments(labelNames: readonly string[], args: unknown[]): Labels {
-  if (typeof args[0] === 'object' && args[0] !== null) return args[0] as Labels
-  const labels: Labels = {}
-  labelNames.forEach((name, i) => {
-    if (args[i] !== undefined) labels[name] = args[i] as string
-  })
-  return labels
 }
 
 type AnyObserve = (...args: unknown[]) => void

@@ -14,6 +14,7 @@ import {
   defaultLabelsOf,
   type Labels,
   labelNamesOf,
+  labelsOfArguments,
   type MetricData,
   type RenderableMetric,
   renderedData,
@@ -81,12 +82,7 @@ class CarriedMetric {
   /** Removes the series from the metric (prom-client validates the labels) and from the base. */
   remove(...args: unknown[]): void {
     ;(this.inner as unknown as { remove(...args: unknown[]): void }).remove(...args)
-    const [first] = args
-    const labels =
-      typeof first === 'object' && first !== null
-        ? (first as Labels)
-        : Object.fromEntries(this.labelNames.map((name, i) => [name, args[i] as string]))
-    this.base.remove(labels, this.labelNames)
+    this.base.remove(labelsOfArguments(this.labelNames, args), this.labelNames)
   }
 
   addBase(values: readonly CarriedValue[], defaults: Readonly<Labels>): string[] {
