@@ -233,6 +233,25 @@ function downscaleIndex(index: number, shift: number): number {
 // --- Spans and deltas -----------------------------------------------------------------------
 
 /**
+ * The positive spans to send. metrics.proto (as client_golang writes it): a native histogram with
+ * no observations yet and a zero threshold of 0 would read as a classic one to a scraper, unless
+ * it has a no-op span, which is then its only positive span.
+ */
+export function spansToSend(
+  fields: Pick<
+    NativeHistogramFields,
+    'zeroThreshold' | 'zeroCount' | 'positiveSpans' | 'negativeSpans'
+  >,
+): BucketSpan[] {
+  const empty =
+    fields.zeroThreshold === 0 &&
+    fields.zeroCount === 0 &&
+    fields.positiveSpans.length === 0 &&
+    fields.negativeSpans.length === 0
+  return empty ? [{ offset: 0, length: 0 }] : fields.positiveSpans
+}
+
+/**
  * Populated buckets as metrics.proto's spans and deltas, as client_golang's makeBuckets writes
  * them: a gap of one or two empty buckets is filled with empty buckets rather than opening a
  * new span.
@@ -438,16 +457,6 @@ export class NativeHistogram {
   snapshot(): NativeHistogramSnapshot {
     const positive = toSpans(this.positive)
     const negative = toSpans(this.negative)
-    // As client_golang: a histogram with nothing to show would read as a classic one to a
-    // scraper, unless it has a (no-op) span.
-    if (
-      this.zeroThreshold === 0 &&
-      this.zeroCount === 0 &&
-      positive.spans.length === 0 &&
-      negative.spans.length === 0
-    ) {
-      positive.spans.push({ offset: 0, length: 0 })
-    }
     const snapshot: NativeHistogramSnapshot = {
       schema: this.schema,
       zeroThreshold: this.zeroThreshold,
@@ -459,6 +468,7 @@ export class NativeHistogram {
       count: this.count,
       sum: this.sum,
     }
+    snapshot.positiveSpans = spansToSend(snapshot)
     if (this.exemplar !== undefined) snapshot.exemplars = [{ ...this.exemplar }]
     return snapshot
   }

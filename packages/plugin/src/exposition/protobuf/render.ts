@@ -3,7 +3,7 @@
 // reads (renderedData), so carried and live series appear exactly as in the text formats.
 import type { Registry, RegistryContentType } from 'prom-client'
 import { Writer } from 'protobufjs/light'
-import type { NativeHistogramFields } from '../../lib/native-histogram'
+import { type NativeHistogramFields, spansToSend } from '../../lib/native-histogram'
 import {
   asRenderable,
   defaultLabelsOf,
@@ -234,18 +234,8 @@ function nativeFields(native: NativeFields): Record<string, unknown> {
     zero_count: native.zeroCount,
     negative_span: native.negativeSpans,
     negative_delta: native.negativeDeltas,
-    positive_span: native.positiveSpans,
+    positive_span: spansToSend(native),
     positive_delta: native.positiveDeltas,
-  }
-  // metrics.proto: a native histogram with no observations yet and a zero threshold of 0 has a
-  // no-op span, or it could not be told from a classic one.
-  if (
-    native.zeroThreshold === 0 &&
-    native.zeroCount === 0 &&
-    native.positiveSpans.length === 0 &&
-    native.negativeSpans.length === 0
-  ) {
-    fields.positive_span = [{ offset: 0, length: 0 }]
   }
   if (native.exemplars !== undefined && native.exemplars.length > 0) {
     fields.exemplars = native.exemplars.map((exemplar) => ({
