@@ -407,12 +407,14 @@ test('a handover of another app, an old one or a FIFO is not served as a worker 
     scope: 'other:2',
     workerId: '5',
     pid: 1,
+    instance: '1-0123abcd',
     families: families('5'),
   })
   writeHandover(join(dir, '6.handover.json'), {
     scope: 'test:1',
     workerId: '6',
     pid: 1,
+    instance: '1-0123abcd',
     writtenAt: Date.now() - MAX_HANDOVER_AGE_MS - 1000,
     families: families('6'),
   })
@@ -421,6 +423,7 @@ test('a handover of another app, an old one or a FIFO is not served as a worker 
     scope: 'test:1',
     workerId: '8',
     pid: 1,
+    instance: '1-0123abcd',
     families: families('8'),
   })
   try {

@@ -1,10 +1,9 @@
 // The handover: a stopping process' final carried values, written for the next process of its
 // worker id. It is a file in the private socket directory, so it reaches a successor that is
 // already running (pm2 reload) and one that starts later (pm2 restart, stop then start) alike.
-// Written atomically (rename), read once (unlinked before use: a crash can lose a handover,
-// which resets the series, but never apply one twice). Whatever is found at its path is read
+// Written atomically (rename), claimed by its reader with a rename before use (a crash can lose
+// a handover, which resets the series, but never apply one twice). Whatever is found at its path is read
 // as untrusted: only a bounded regular file, and anything refused is moved aside.
-import { randomBytes } from 'node:crypto'
 import { lstatSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { isPlainObject } from '../lib/plain-object'
 import type { CarriedFamily } from './carried-family'
@@ -50,9 +49,6 @@ export const MAX_HANDOVER_AGE_MS = 10 * 60 * 1000
  */
 export const MAX_HANDOVER_CLOCK_STEP_MS = 10 * 1000
 
-/** This process' own token: tells its handover from one of an earlier process with its pid. */
-export const PROCESS_INSTANCE = randomBytes(12).toString('base64url')
-
 const INSTANCE_PATTERN = /^[A-Za-z0-9_-]{6,64}$/
 
 export interface Handover {
@@ -61,9 +57,9 @@ export interface Handover {
   workerId: string
   /** The process that wrote it. */
   pid: number
-  /** The writing process' random token (`PROCESS_INSTANCE`): pids are reused, this is not. */
+  /** The writing process' instance (`<pid>-<token>`, as in its socket's name): pids are reused, this is not. */
   instance: string
-  /** When it was written, in epoch ms, as its writer says (see `handoverAge`). */
+  /** When it was written, in epoch ms, as its writer says (see `handoverTimeProblem`). */
   writtenAt: number
   /**
    * The file's modification time, in epoch ms, when read from a file: a writer's claim is not
@@ -78,9 +74,9 @@ export interface Handover {
   native?: NativeSeries[]
 }
 
-/** A handover as a writer gives it: its instance and the time are filled in when absent. */
-export type HandoverContent = Omit<Handover, 'instance' | 'writtenAt' | 'fileModifiedAt'> &
-  Partial<Pick<Handover, 'instance' | 'writtenAt'>>
+/** A handover as a writer gives it: the time is filled in when absent. */
+export type HandoverContent = Omit<Handover, 'writtenAt' | 'fileModifiedAt'> &
+  Partial<Pick<Handover, 'writtenAt'>>
 
 export class MalformedHandoverError extends Error {
   override name = 'MalformedHandoverError'
@@ -96,7 +92,6 @@ export class MalformedHandoverError extends Error {
 export function writeHandover(path: string, handover: HandoverContent): string[] {
   const complete: HandoverContent = {
     ...handover,
-    instance: handover.instance ?? PROCESS_INSTANCE,
     writtenAt: handover.writtenAt ?? Date.now(),
   }
   const temporary = `${path}.${process.pid}.tmp`
@@ -127,15 +122,6 @@ function moveAsideUnlessFile(path: string): string | undefined {
 }
 
 /**
- * How long ago `handover` was written, in ms: by the older of its writer's claim and its file's
- * modification time, so a rewritten claim makes no old file young. Callers refuse it above
- * `MAX_HANDOVER_AGE_MS`.
- */
-export function handoverAge(handover: Handover, now = Date.now()): number {
-  return now - Math.min(handover.writtenAt, handover.fileModifiedAt ?? handover.writtenAt)
-}
-
-/**
  * Why `handover` is not from the moment a predecessor could have stopped: older than a stop
  * lasts, or dated in the future beyond a clock step. Made again at each use, so a clock that
  * was stepped back and has caught up again accepts what it refused.
@@ -145,7 +131,8 @@ export function handoverTimeProblem(handover: Handover, now = Date.now()): strin
   if (ahead > MAX_HANDOVER_CLOCK_STEP_MS) {
     return `its writtenAt is ${Math.round(ahead / 1000)} s in the future`
   }
-  const age = handoverAge(handover, now)
+  // By the older of its writer's claim and its file's time: a rewritten claim makes no old file young.
+  const age = now - Math.min(handover.writtenAt, handover.fileModifiedAt ?? handover.writtenAt)
   if (age > MAX_HANDOVER_AGE_MS) {
     return `it was written ${Math.round(age / 1000)} s ago, longer than a stop lasts`
   }
@@ -224,42 +211,6 @@ export function readHandoverFile(path: string): Handover {
     throw new MalformedHandoverError(`handover ${path} is not UTF-8 text`)
   }
   return { ...parseHandover(text), fileModifiedAt: Math.floor(modifiedAt) }
-}
-
-/**
- * Takes the handover at `path`: reads it, removes it, and returns it validated; `undefined` if
- * there is none. A refused one is moved aside (see `moveAside`) before `MalformedHandoverError`
- * is thrown, so it is refused once and never blocks a later start.
- */
-export function takeHandover(path: string): Handover | undefined {
-  let handover: Handover
-  try {
-    handover = readHandoverFile(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    if (err instanceof MalformedHandoverError) moveAsideOrSay(path, err)
-    throw err
-  }
-  try {
-    unlinkSync(path)
-  } catch (err) {
-    // Someone else took it between our read and unlink: it is theirs.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-  return handover
-}
-
-/** Moves a refused handover aside; if that fails, the refusal says so (and is still a refusal). */
-function moveAsideOrSay(path: string, refusal: MalformedHandoverError): void {
-  try {
-    moveAside(path, refusal.message)
-  } catch (err) {
-    throw new MalformedHandoverError(
-      `${refusal.message}; it could not be moved aside: ${(err as Error).message}`,
-      { cause: err },
-    )
-  }
 }
 
 /**
