@@ -126,9 +126,9 @@ const PER_GATHER = 'cluster_metrics_gather_duration_seconds'
 /** A gather's samples by series, the gather duration checked and set aside. */
 function gatheredSamples(result: GatherResult): Map<string, Sample> {
   const samples =
-    typeof result.text === 'string'
-      ? textSamples(result.text)
-      : protobufSamples(decodeFamilies(result.text))
+    typeof result.exposition === 'string'
+      ? textSamples(result.exposition)
+      : protobufSamples(decodeFamilies(result.exposition))
   const byKey = samplesByKey(samples)
   const duration = byKey.get(`${PER_GATHER}{}`)
   assert.ok(duration !== undefined && duration.value > 0, PER_GATHER)
@@ -156,16 +156,17 @@ test('a worker gathers its siblings over their sockets and itself in process', a
     for (const gatherer of workers) {
       const result = await gatherer.clusterView.gather('prometheus')
       assert.deepEqual(result.answered, ['0', '1', '2'])
-      for (const id of ['0', '1', '2']) assert.match(result.text, requestsLine(id, Number(id) + 1))
-      assert.match(result.text, /^cluster_metrics_workers_answered 3$/m)
+      for (const id of ['0', '1', '2'])
+        assert.match(result.exposition, requestsLine(id, Number(id) + 1))
+      assert.match(result.exposition, /^cluster_metrics_workers_answered 3$/m)
       // One header per family, whoever's samples follow it.
-      assert.equal(result.text.match(/^# TYPE http_requests_total counter$/gm)?.length, 1)
+      assert.equal(result.exposition.match(/^# TYPE http_requests_total counter$/gm)?.length, 1)
     }
     const om = await workers[0].clusterView.gather('openmetrics')
-    assert.match(om.text, /^# TYPE http_requests counter$/m)
-    assert.match(om.text, /^http_requests_total\{.*worker_id="2"\} 3$/m)
-    assert.equal(om.text.match(/^# EOF$/gm)?.length, 1)
-    assert.ok(om.text.endsWith('# EOF\n'))
+    assert.match(om.exposition, /^# TYPE http_requests counter$/m)
+    assert.match(om.exposition, /^http_requests_total\{.*worker_id="2"\} 3$/m)
+    assert.equal(om.exposition.match(/^# EOF$/gm)?.length, 1)
+    assert.ok(om.exposition.endsWith('# EOF\n'))
   } finally {
     for (const w of workers) await w.clusterView.close()
   }
@@ -177,7 +178,7 @@ test('a protobuf gather holds every series and value of the text and OpenMetrics
   try {
     for (const gatherer of [workers[0], workers[2]]) {
       const protobuf = await gatherer.clusterView.gather('protobuf')
-      assert.ok(protobuf.text instanceof Uint8Array)
+      assert.ok(protobuf.exposition instanceof Uint8Array)
       assert.deepEqual(protobuf.answered, ['0', '1', '2', '3'])
       const fromProtobuf = gatheredSamples(protobuf)
       // OpenMetrics has the exemplars too.
@@ -192,7 +193,7 @@ test('a protobuf gather holds every series and value of the text and OpenMetrics
         gatheredSamples(await gatherer.clusterView.gather('prometheus')),
       )
       // One message per family, whoever's metrics it holds, in first-seen order.
-      const families = decodeFamilies(protobuf.text)
+      const families = decodeFamilies(protobuf.exposition)
       const names = families.map((family) => family.name)
       assert.deepEqual(names, [...new Set(names)])
       assert.equal(
@@ -251,8 +252,8 @@ test('with registries of the app’s own, every series a worker contributes carr
     for (const format of ['prometheus', 'openmetrics', 'protobuf'] as const) {
       const result = await workers[0].clusterView.gather(format)
       assert.deepEqual(result.answered, ['0', '1'], format)
-      if (typeof result.text === 'string') {
-        assert.doesNotMatch(result.text, /worker_id=.*worker_id=/, format)
+      if (typeof result.exposition === 'string') {
+        assert.doesNotMatch(result.exposition, /worker_id=.*worker_id=/, format)
       }
       // Throws on a series seen twice.
       const samples = gatheredSamples(result)
@@ -322,7 +323,7 @@ test('the expected workers are those with a link: a graceful stop leaves the set
     const result = await zero.clusterView.gather()
     assert.deepEqual(result.expected, ['0', '1'])
     assert.deepEqual(result.answered, ['0', '1'])
-    assert.doesNotMatch(result.text, /^cluster_metrics_worker_up\{worker_id="2"\}/m)
+    assert.doesNotMatch(result.exposition, /^cluster_metrics_worker_up\{worker_id="2"\}/m)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()
@@ -346,16 +347,16 @@ test('a worker that left serves its last counts through the others until a proce
       assert.deepEqual(result.expected, ['0'])
       assert.deepEqual(result.answered, ['0'])
       assert.match(
-        result.text,
+        result.exposition,
         /^http_requests_total\{method="GET",route="\/",status_code="200",worker_id="1"\} 7$/m,
       )
       assert.match(
-        result.text,
+        result.exposition,
         /^http_request_duration_seconds_count\{method="GET",route="\/",status_code="200",worker_id="1"\} 1$/m,
       )
-      assert.doesNotMatch(result.text, /^cluster_metrics_worker_up\{worker_id="1"\}/m)
+      assert.doesNotMatch(result.exposition, /^cluster_metrics_worker_up\{worker_id="1"\}/m)
       assert.equal(
-        result.text.match(/^# TYPE http_request_duration_seconds histogram$/gm)?.length,
+        result.exposition.match(/^# TYPE http_request_duration_seconds histogram$/gm)?.length,
         1,
       )
     }
@@ -377,8 +378,8 @@ test('a worker that left serves its last counts through the others until a proce
       assert.equal(existsSync(join(base, 'left', '1.handover.json')), false)
       const result = await zero.clusterView.gather()
       assert.deepEqual(result.answered, ['0', '1'])
-      assert.deepEqual(duplicateSeries(result.text), [])
-      assert.match(result.text, requestsLine('1', 9))
+      assert.deepEqual(duplicateSeries(result.exposition), [])
+      assert.match(result.exposition, requestsLine('1', 9))
     } finally {
       await back.clusterView.close()
     }
@@ -428,10 +429,10 @@ test('a handover of another app, an old one or a FIFO is not served as a worker 
   })
   try {
     const result = await zero.clusterView.gather()
-    assert.doesNotMatch(result.text, /worker_id="[567]"/)
+    assert.doesNotMatch(result.exposition, /worker_id="[567]"/)
     // The one that is fit is served, which shows the others were looked at.
     assert.match(
-      result.text,
+      result.exposition,
       /^http_requests_total\{method="GET",route="\/",status_code="200",worker_id="8"\} 40$/m,
     )
     // Left where they are: refusing them at a start is a successor's job.
@@ -451,8 +452,8 @@ test('a crashed worker stays expected, reported down, and the scrape still answe
     assert.deepEqual(result.expected, ['0', '3'])
     assert.deepEqual(result.answered, ['0'])
     assert.deepEqual(zero.missing, [['3']])
-    assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="3"\} 0$/m)
-    assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="0"\} 1$/m)
+    assert.match(result.exposition, /^cluster_metrics_worker_up\{worker_id="3"\} 0$/m)
+    assert.match(result.exposition, /^cluster_metrics_worker_up\{worker_id="0"\} 1$/m)
   } finally {
     await zero.clusterView.close()
   }
@@ -470,9 +471,9 @@ test('a worker that began a stop and died is no longer expected, and its link is
   try {
     const result = await zero.clusterView.gather()
     assert.deepEqual(result.expected, ['0', '5', '6'])
-    assert.match(result.text, /^cluster_metrics_workers_expected 2$/m)
-    assert.doesNotMatch(result.text, /worker_id="5"/)
-    assert.match(result.text, /^cluster_metrics_worker_up\{worker_id="6"\} 0$/m)
+    assert.match(result.exposition, /^cluster_metrics_workers_expected 2$/m)
+    assert.doesNotMatch(result.exposition, /worker_id="5"/)
+    assert.match(result.exposition, /^cluster_metrics_worker_up\{worker_id="6"\} 0$/m)
     // lstat: the link itself, not the socket it names (which never existed).
     await waitFor(
       'the departed link to be removed',
@@ -501,8 +502,11 @@ test('a directory that stops being private is not trusted until it is private ag
       return result.expected.length === 1 ? result : undefined
     })
     assert.deepEqual(untrusted.answered, ['0'])
-    assert.match(untrusted.text, /^cluster_metrics_socket_dir_private 0$/m)
-    assert.match(untrusted.text, /^cluster_metrics_socket_dir_problem\{reason="shared_mode"\} 1$/m)
+    assert.match(untrusted.exposition, /^cluster_metrics_socket_dir_private 0$/m)
+    assert.match(
+      untrusted.exposition,
+      /^cluster_metrics_socket_dir_problem\{reason="shared_mode"\} 1$/m,
+    )
     chmodSync(dir, 0o700)
     const trusted = await waitFor('the worker to trust the directory again', async () => {
       const result = await zero.clusterView.gather()
@@ -510,7 +514,7 @@ test('a directory that stops being private is not trusted until it is private ag
     })
     // evil.sock is a file, not a link to a worker's socket: never a member.
     assert.deepEqual(trusted.expected, ['0', '1'])
-    assert.match(trusted.text, /^cluster_metrics_socket_dir_private 1$/m)
+    assert.match(trusted.exposition, /^cluster_metrics_socket_dir_private 1$/m)
   } finally {
     await zero.clusterView.close()
     await one.clusterView.close()
@@ -538,7 +542,7 @@ test('an answer from another worker than the link names is dropped and counted m
     const result = await zero.clusterView.gather()
     assert.deepEqual(result.answered, ['0'])
     assert.deepEqual(zero.missing, [['4']])
-    assert.doesNotMatch(result.text, /injected_total/)
+    assert.doesNotMatch(result.exposition, /injected_total/)
   } finally {
     await new Promise((resolve) => impostor.close(resolve))
     await zero.clusterView.close()
@@ -620,17 +624,17 @@ test('a 1 ms scrape timeout header cannot cut the gather short, nor the scrape b
     ])
     for (const result of [short, normal]) {
       assert.deepEqual(result.answered, ['0', '1', '2', '3', '4'])
-      assert.doesNotMatch(result.text, /^cluster_metrics_worker_up\{.*\} 0$/m)
+      assert.doesNotMatch(result.exposition, /^cluster_metrics_worker_up\{.*\} 0$/m)
     }
     for (const w of workers) assert.deepEqual(w.missing, [])
     // Each worker counts the clamped scrapes it answered, in its own part.
     const after = await zero.gather('prometheus')
-    assert.match(after.text, clampedLine('0', 1))
-    for (const id of ['1', '2', '3', '4']) assert.match(after.text, clampedLine(id, 0))
+    assert.match(after.exposition, clampedLine('0', 1))
+    for (const id of ['1', '2', '3', '4']) assert.match(after.exposition, clampedLine(id, 0))
     const om = await zero.gather('openmetrics', '0.001')
-    assert.match(om.text, /^# TYPE cluster_metrics_scrape_timeout_clamped counter$/m)
-    assert.match(om.text, clampedLine('0', 2))
-    assert.equal(om.text.match(/^# EOF$/gm)?.length, 1)
+    assert.match(om.exposition, /^# TYPE cluster_metrics_scrape_timeout_clamped counter$/m)
+    assert.match(om.exposition, clampedLine('0', 2))
+    assert.equal(om.exposition.match(/^# EOF$/gm)?.length, 1)
   } finally {
     for (const w of workers) await w.clusterView.close()
   }
@@ -708,8 +712,8 @@ test('a link one worker restores is seen by another worker’s gather', async ()
     assert.ok(lstatSync(link).isSymbolicLink(), 'worker 0 put its link back')
     assert.deepEqual(healed.expected, ['0', '1'])
     assert.deepEqual(healed.answered, ['0', '1'])
-    assert.match(healed.text, /^cluster_metrics_worker_up\{worker_id="0"\} 1$/m)
-    assert.match(healed.text, requestsLine('0', 1))
+    assert.match(healed.exposition, /^cluster_metrics_worker_up\{worker_id="0"\} 1$/m)
+    assert.match(healed.exposition, requestsLine('0', 1))
   } finally {
     await a.clusterView.close()
     await b.clusterView.close()

@@ -52,7 +52,7 @@ interface DecodedHistogram {
 
 /** Worker `id`'s duration histogram in a protobuf gather. */
 async function histogramOf(view: ClusterView, id: string): Promise<DecodedHistogram> {
-  const { text } = await view.gather('protobuf')
+  const { exposition: text } = await view.gather('protobuf')
   assert.ok(text instanceof Uint8Array)
   const family = decodeFamilies(text).find((f) => f.name === 'http_request_duration_seconds')
   const metric = family?.metric?.find((m) =>
@@ -171,7 +171,7 @@ test('a worker that left without native histograms is served by a sibling with t
     leaving.observe(LABELS, 0.05, 0.3, 0.31, 4)
     leaving.observe({ ...LABELS, method: 'POST' }, 0.02)
     await leaving.view.close()
-    const { text } = await zero.view.gather('protobuf')
+    const { exposition: text } = await zero.view.gather('protobuf')
     assert.ok(text instanceof Uint8Array)
     const family = decodeFamilies(text).find((f) => f.name === 'http_request_duration_seconds')
     const departed = (family?.metric ?? []).filter((m) =>

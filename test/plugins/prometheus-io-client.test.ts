@@ -161,13 +161,13 @@ test('with @prometheus-io/client, workers gather over unix sockets and a next pr
     for (const format of ['prometheus', 'openmetrics'] as const) {
       const result = await zero.view.gather(format)
       assert.deepEqual(result.answered, ['0', '1'])
-      assert.match(result.text as string, requestsLine('0', 2))
-      assert.match(result.text as string, requestsLine('1', 5))
-      assert.match(result.text as string, /^cluster_metrics_workers_answered 2$/m)
-      assert.deepEqual(duplicateSeries(result.text as string), [])
+      assert.match(result.exposition as string, requestsLine('0', 2))
+      assert.match(result.exposition as string, requestsLine('1', 5))
+      assert.match(result.exposition as string, /^cluster_metrics_workers_answered 2$/m)
+      assert.deepEqual(duplicateSeries(result.exposition as string), [])
     }
     const protobuf = await zero.view.gather('protobuf')
-    const samples = samplesByKey(protobufSamples(decodeFamilies(protobuf.text as Uint8Array)))
+    const samples = samplesByKey(protobufSamples(decodeFamilies(protobuf.exposition as Uint8Array)))
     assert.equal(
       samples.get('http_requests_total{method="GET",route="/",status_code="200",worker_id="1"}')
         ?.value,
@@ -176,19 +176,19 @@ test('with @prometheus-io/client, workers gather over unix sockets and a next pr
     // Worker 1 stops gracefully: its counts are handed over, served through worker 0 until its
     // next process takes them and continues from them.
     await one.view.close()
-    assert.match((await zero.view.gather('prometheus')).text as string, requestsLine('1', 5))
+    assert.match((await zero.view.gather('prometheus')).exposition as string, requestsLine('1', 5))
     const next = pioWorker('1', 'pio')
     await next.view.start()
     try {
       next.http.requestsTotal.inc(labels('1'), 1)
       const result = await zero.view.gather('prometheus')
       assert.deepEqual(result.answered, ['0', '1'])
-      assert.match(result.text as string, requestsLine('1', 6))
+      assert.match(result.exposition as string, requestsLine('1', 6))
       assert.match(
-        result.text as string,
+        result.exposition as string,
         /^http_request_duration_seconds_count\{method="GET",route="\/",status_code="200",worker_id="1"\} 1$/m,
       )
-      assert.deepEqual(duplicateSeries(result.text as string), [])
+      assert.deepEqual(duplicateSeries(result.exposition as string), [])
     } finally {
       await next.view.close()
     }

@@ -55,17 +55,17 @@ test('a merged cluster-view answer: every worker’s series, as the OpenMetrics 
   try {
     const protobuf = await views[1].gather('protobuf')
     assert.deepEqual(protobuf.answered, ids)
-    const fromPython = await pythonSamples(protobuf.text)
+    const fromPython = await pythonSamples(protobuf.exposition)
     // Our own decoder agrees, and so does the OpenMetrics gather (the gather's duration apart).
-    assert.deepEqual(fromPython, samplesByKey(protobufSamples(decodeFamilies(protobuf.text))))
-    const openMetrics = samplesByKey(textSamples((await views[1].gather('openmetrics')).text))
+    assert.deepEqual(fromPython, samplesByKey(protobufSamples(decodeFamilies(protobuf.exposition))))
+    const openMetrics = samplesByKey(textSamples((await views[1].gather('openmetrics')).exposition))
     const duration = 'cluster_metrics_gather_duration_seconds{}'
     assert.ok((fromPython.get(duration)?.value ?? 0) > 0)
     fromPython.delete(duration)
     openMetrics.delete(duration)
     assert.deepEqual(fromPython, openMetrics)
     // One family per name, holding each worker's metrics.
-    const families = await decoder.decode(protobuf.text)
+    const families = await decoder.decode(protobuf.exposition)
     const names = families.map((family) => family.name)
     assert.deepEqual(names, [...new Set(names)])
     assert.equal(families.find((f) => f.name === 'jobs_total')?.samples.length, 2 * ids.length)

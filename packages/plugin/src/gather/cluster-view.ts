@@ -84,8 +84,11 @@ export interface ClusterViewOptions {
 
 /** A gather's answer; `text` is the merged exposition: text, or protobuf's bytes. */
 export interface GatherResult<Body extends Exposition = Exposition> {
-  /** Decoded from `bytes` when first read, for the text formats. */
-  readonly text: Body
+  /**
+   * The merged exposition in its format's own form: for the text formats a string, decoded
+   * from `bytes` when first read; for protobuf the bytes themselves.
+   */
+  readonly exposition: Body
   /** The merged exposition as /metrics sends it (UTF-8 for the text formats). */
   bytes: Buffer
   expected: string[]
@@ -311,12 +314,12 @@ export class ClusterView {
     })
     merge.add({ workerId: '', body: await renderRegistry(health, format) })
     const bytes = merge.finish()
-    let text: Exposition | undefined = format === 'protobuf' ? bytes : undefined
+    let exposition: Exposition | undefined = format === 'protobuf' ? bytes : undefined
     return {
       bytes,
-      get text() {
-        text ??= bytes.toString('utf8')
-        return text
+      get exposition() {
+        exposition ??= bytes.toString('utf8')
+        return exposition
       },
       expected,
       answered,
