@@ -12,7 +12,9 @@
 // for that one instead; it never takes the link from a live process without its handover. A
 // stopping process hands over after its last request, so the values served never step back.
 // Processes are told apart by a random instance token in their socket's name, and a process
-// is alive while its socket accepts connections: a reused pid never passes for another.
+// is alive while its socket accepts connections. A silent socket whose pid exists counts as
+// alive for SOCKET_RETURN_MS (3 s), so a reused pid passes for the dead process that long,
+// then no longer.
 import { lstatSync, readdirSync, readlinkSync, renameSync, symlinkSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { ProblemLog } from '../lib/problem-log'
