@@ -43,7 +43,8 @@ const POLL_MS = 100
 const MAX_WAIT_MS = 30_000
 /**
  * How long a stopping process keeps answering for its worker id until its successor takes over
- * (a waiting successor looks every POLL_MS); part of the stop's reserve (config.ts).
+ * (a waiting successor looks every POLL_MS); part of the time a stop takes after its last
+ * request, which the app's kill timeout must leave room for.
  */
 const RELEASE_WAIT_MS = 300
 
