@@ -108,7 +108,9 @@ build() { # tag, context directory
 if present "$node_tag"; then
   say "$node_tag is present, not rebuilt"
 else
-  node_bin=$root/node_modules/node/node_modules/node-linux-$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')/bin/node
+  # The `node` package's own binary (its install script puts the platform's build there); the
+  # platform package under it may be pruned by a later `npm install`.
+  node_bin=$(readlink -f "$root/node_modules/node/bin/node")
   [ -x "$node_bin" ] || fail "no Node binary at $node_bin: run npm ci first"
   [ "$("$node_bin" --version)" = "v$node_version" ] ||
     fail "$node_bin is $("$node_bin" --version), $node_tag wants v$node_version"
