@@ -23,7 +23,7 @@
 #
 # The stand-in node image trusts what this machine trusts: the CA certificates in
 # /usr/local/share/ca-certificates (Debian's place for local CAs) are added to its bundle, and
-# when the host's npm has a `cafile`, the image's npm gets the same setting. Without that, `npm ci`
+# when there are such certificates, the image's npm reads that bundle (`cafile`). Without that, `npm ci`
 # in `docker build` fails where a TLS-inspecting proxy stands between the machine and the npm
 # registry (SELF_SIGNED_CERT_IN_CHAIN).
 #
@@ -121,8 +121,10 @@ else
   cp "$node_bin" "$work/node/node"
   tar -xzf "$cache/npm-$npm_version.tgz" -C "$work/node" # -> package/
   cp /usr/local/share/ca-certificates/*.crt "$work/node/local-ca/" 2>/dev/null || true
-  host_cafile=$(npm config get cafile 2>/dev/null || true)
-  if [ -n "$host_cafile" ] && [ "$host_cafile" != null ] && [ "$host_cafile" != undefined ]; then
+  # With local CAs, the image's npm reads the bundle they are added to. Decided by the files, not
+  # by `npm config get cafile`: under node_modules/.bin's Node, npm looks for its global config
+  # beside that Node and finds none.
+  if compgen -G "$work/node/local-ca/*.crt" >/dev/null; then
     echo "cafile=/etc/ssl/certs/ca-certificates.crt" >"$work/node/npmrc"
   else
     : >"$work/node/npmrc"
