@@ -379,6 +379,7 @@ scrape_configs:${jobs}
         for (let i = 0; i < resets; i++) drops.push(JSON.stringify(s.metric))
       }
       const answered = (tallies.get(cell) as { answered: number }).answered
+      diagnostic(`${describe(cell)}: counted ${counted} of ${answered} answered`)
       assert.deepEqual(drops, [], describe(cell))
       assert.ok(
         Math.abs(counted / answered - 1) <= 0.001,
