@@ -97,6 +97,35 @@ export interface StormResult {
   rssMiB: { before: number[]; peak: number[]; after: number[]; settled: number[] }
   /** Worker restarts PM2 made during the storm and its settling (max_memory_restart). */
   restarts: number
+  /** Where the settled RSS is: V8's heap or outside it; null without the cluster view. */
+  heapMiB: WorkerHeaps | null
+}
+
+/** Median over the workers of V8's heap (total and in use) and memory outside it, in MiB. */
+export interface WorkerHeaps {
+  heapTotal: number
+  heapUsed: number
+  external: number
+}
+
+/**
+ * The workers' own heap gauges (prom-client's process metrics), from one plain scrape through
+ * the cluster view, which carries every worker's: what of a worker's RSS V8 holds, and what
+ * the allocator and buffers outside it do.
+ */
+export async function workerHeapsMiB(baseUrl: string): Promise<WorkerHeaps> {
+  const { text } = await scrape(baseUrl, {})
+  const medianOf = (name: string) => {
+    const values = [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].map(
+      (m) => Number(m[1]) / 2 ** 20,
+    )
+    return round(spread(values).median, 1)
+  }
+  return {
+    heapTotal: medianOf('nodejs_heap_size_total_bytes'),
+    heapUsed: medianOf('nodejs_heap_size_used_bytes'),
+    external: medianOf('nodejs_external_memory_bytes'),
+  }
 }
 
 export interface ClusterResults {
@@ -259,7 +288,7 @@ function loadOptions(
   }
 }
 
-async function benchRegistry(
+export async function benchRegistry(
   registry: RegistryShape,
   settings: ClusterSettings,
   load: LoadGenerator,
@@ -322,7 +351,12 @@ async function benchRegistry(
 }
 
 /** `count` scrapers in parallel for `durationS`, each scraping back to back. */
-async function scrapers(baseUrl: string, count: number, durationS: number, anonymous: boolean) {
+export async function scrapers(
+  baseUrl: string,
+  count: number,
+  durationS: number,
+  anonymous: boolean,
+) {
   const until = performance.now() + durationS * 1000
   const scrapes: Scrape[] = []
   let failed = 0
@@ -347,7 +381,10 @@ async function scrapers(baseUrl: string, count: number, durationS: number, anony
 }
 
 /** Every worker's highest RSS, read every 250 ms until `until` settles. */
-async function peakRss(rss: () => Promise<number[]>, until: Promise<unknown>): Promise<number[]> {
+export async function peakRss(
+  rss: () => Promise<number[]>,
+  until: Promise<unknown>,
+): Promise<number[]> {
   let done = false
   until.finally(() => {
     done = true
@@ -387,6 +424,7 @@ export async function benchStorm(
     await sleep(settleS * 1000)
     const settled = await rss()
     const restarts = sumRestarts(await app.current()) - restartsBefore
+    const heapMiB = clusterView ? await workerHeapsMiB(app.baseUrl) : null
     const result: StormResult = {
       scrapers: scraperCount,
       anonymous,
@@ -402,6 +440,7 @@ export async function benchStorm(
       },
       rssMiB: { before, peak, after, settled },
       restarts,
+      heapMiB,
     }
     log(
       `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers, cluster view ${clusterView ? 'on' : 'off'}: ${result.scrapesPerSecond} scrapes/s, ` +
