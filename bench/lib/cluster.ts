@@ -97,8 +97,10 @@ export interface StormResult {
   rssMiB: { before: number[]; peak: number[]; after: number[]; settled: number[] }
   /** Worker restarts PM2 made during the storm and its settling (max_memory_restart). */
   restarts: number
-  /** Where the settled RSS is: V8's heap or outside it; null without the cluster view. */
-  heapMiB: WorkerHeaps | null
+  /** V8's heap before the burst and settled: what of RSS it holds; null without the cluster view. */
+  heapMiB: { before: WorkerHeaps; settled: WorkerHeaps } | null
+  /** CPU the workers used together, in cores, while the service was quiet and during the burst. */
+  workerCores: { quiet: number; during: number }
 }
 
 /** Median over the workers of V8's heap (total and in use) and memory outside it, in MiB. */
@@ -207,6 +209,22 @@ async function scrapeSeries(
     agent.destroy()
   }
   return scrapes
+}
+
+/** User and system CPU time of `pid` so far, in seconds (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Every worker's CPU seconds so far, summed. */
+export async function workersCpuSeconds(app: BenchPm2App): Promise<number> {
+  return [...(await app.current()).values()].reduce((sum, w) => sum + cpuSeconds(w.pid), 0)
 }
 
 function rssMiB(pid: number): number {
@@ -412,19 +430,33 @@ export async function benchStorm(
     await load.run(loadOptions(app, settings, settings.warmupS))
     const serviceLoad = (): Promise<LoadResult> =>
       load.run(loadOptions(app, settings, durationS, serviceRate))
+    let cpu = await workersCpuSeconds(app)
+    let wall = performance.now()
+    const cores = async () => {
+      const [cpuNow, wallNow] = [await workersCpuSeconds(app), performance.now()]
+      const used = round((cpuNow - cpu) / ((wallNow - wall) / 1000), 2)
+      ;[cpu, wall] = [cpuNow, wallNow]
+      return used
+    }
     const quiet = await serviceLoad()
+    const quietCores = await cores()
+    const heapBefore = clusterView ? await workerHeapsMiB(app.baseUrl) : null
     const before = await rss()
     const restartsBefore = sumRestarts(await app.current())
+    await cores()
     const during = serviceLoad()
     const burst = scrapers(app.baseUrl, scraperCount, durationS, anonymous)
     const peak = await peakRss(rss, burst)
     const storm = await burst
     const serviceDuring = await during
+    const duringCores = await cores()
     const after = await rss()
     await sleep(settleS * 1000)
     const settled = await rss()
     const restarts = sumRestarts(await app.current()) - restartsBefore
-    const heapMiB = clusterView ? await workerHeapsMiB(app.baseUrl) : null
+    const heapMiB = heapBefore
+      ? { before: heapBefore, settled: await workerHeapsMiB(app.baseUrl) }
+      : null
     const result: StormResult = {
       scrapers: scraperCount,
       anonymous,
@@ -441,6 +473,7 @@ export async function benchStorm(
       rssMiB: { before, peak, after, settled },
       restarts,
       heapMiB,
+      workerCores: { quiet: quietCores, during: duringCores },
     }
     log(
       `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers, cluster view ${clusterView ? 'on' : 'off'}: ${result.scrapesPerSecond} scrapes/s, ` +

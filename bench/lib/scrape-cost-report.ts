@@ -1,5 +1,7 @@
 // What a scrape costs, as Markdown: one row per goal, the cluster view on beside off, then the
 // readings behind the rows. Written into docs/performance.md by the bench, never by hand.
+
+import type { WorkerHeaps } from './cluster'
 import type { Target } from './report'
 import { growth, type ScrapeCostResults, type StormPair } from './scrape-cost'
 import { spread } from './stats'
@@ -27,15 +29,29 @@ function table(head: string[], rows: string[][]): string {
   ].join('\n')
 }
 
+/** What V8's heap (total) grew by in the median worker, beside the RSS it is part of. */
+function heapGrowth(
+  heap: { before: WorkerHeaps; settled?: WorkerHeaps; end?: WorkerHeaps } | null,
+) {
+  const later = heap?.settled ?? heap?.end
+  if (!heap || !later) return ''
+  return `; V8 heap ${signed(later.heapTotal - heap.before.heapTotal)}, external ${signed(later.external - heap.before.external)}`
+}
+
+const heapText = (before: WorkerHeaps, later: WorkerHeaps) =>
+  `${fmt(before.heapTotal)} → ${fmt(later.heapTotal)} (${fmt(before.heapUsed)} → ${fmt(later.heapUsed)} used), ${fmt(before.external)} → ${fmt(later.external)}`
+
 const p99Ratio = (s: StormPair['on']) => s.serviceMs.during.p99 / s.serviceMs.quiet.p99
 const ratioText = (s: StormPair['on']) =>
-  `${fmt(s.serviceMs.during.p99)} / ${fmt(s.serviceMs.quiet.p99)} ms = ${fmt(p99Ratio(s), 2)} ×`
+  `${fmt(s.serviceMs.during.p99)} / ${fmt(s.serviceMs.quiet.p99)} ms = ${fmt(p99Ratio(s), 2)} ×; ` +
+  `workers on ${fmt(s.workerCores.quiet, 2)} → ${fmt(s.workerCores.during, 2)} cores`
 
 function stormMemoryRows(pair: StormPair, what: string, settleS: number): Row[] {
   const peak = (s: StormPair['on']) => growth(s.rssMiB.before, s.rssMiB.peak)
   const settled = (s: StormPair['on']) => growth(s.rssMiB.before, s.rssMiB.settled)
   const text = (g: { worst: number; median: number }) =>
     `${signed(g.worst)} MiB (median worker ${signed(g.median)})`
+  const settledText = (s: StormPair['on']) => `${text(settled(s))}${heapGrowth(s.heapMiB)}`
   return [
     {
       measure: `${what}: RSS peak above before, worst worker`,
@@ -46,8 +62,8 @@ function stormMemoryRows(pair: StormPair, what: string, settleS: number): Row[] 
     },
     {
       measure: `${what}: RSS ${settleS} s after, above before, worst worker`,
-      on: text(settled(pair.on)),
-      off: text(settled(pair.off)),
+      on: settledText(pair.on),
+      off: settledText(pair.off),
       goal: '≤ +8 MiB',
       met: settled(pair.on).worst <= 8,
     },
@@ -109,10 +125,12 @@ function rows(results: ScrapeCostResults): Row[] {
       met: p99Ratio(service.on) <= 1.5,
     })
     const settled = (s: StormPair['on']) => growth(s.rssMiB.before, s.rssMiB.settled)
+    const text = (s: StormPair['on']) =>
+      `${signed(settled(s).worst)} MiB (median worker ${signed(settled(s).median)})${heapGrowth(s.heapMiB)}`
     out.push({
       measure: `${what}: RSS ${settings.service.settleS} s after, above before, worst worker`,
-      on: `${signed(settled(service.on).worst)} MiB (median worker ${signed(settled(service.on).median)})`,
-      off: `${signed(settled(service.off).worst)} MiB (median worker ${signed(settled(service.off).median)})`,
+      on: text(service.on),
+      off: text(service.off),
       goal: '≤ +8 MiB',
       met: settled(service.on).worst <= 8,
     })
@@ -124,7 +142,7 @@ function rows(results: ScrapeCostResults): Row[] {
     const rise = (b: typeof results.bursts.on) =>
       Math.max(...b.afterBurstMiB.slice(1)) - (b.afterBurstMiB[1] ?? Number.NaN)
     const text = (b: typeof results.bursts.on) =>
-      `${[b.beforeMiB, ...b.afterBurstMiB].map((v) => fmt(v)).join(' → ')} MiB (${signed(rise(b))} from the second)`
+      `${[b.beforeMiB, ...b.afterBurstMiB].map((v) => fmt(v)).join(' → ')} MiB (${signed(rise(b))} from the second${heapGrowth(b.heapMiB)})`
     out.push({
       measure: `${count} bursts of ${scrapers} scrapers for ${durationS} s, ${gapS} s apart, no other traffic: mean worker RSS before, after each`,
       on: text(results.bursts.on),
@@ -180,7 +198,8 @@ function stormDetails(results: ScrapeCostResults): string {
       [s.rssMiB.before, s.rssMiB.peak, s.rssMiB.after, s.rssMiB.settled]
         .map((v) => fmt(med(v)))
         .join(' → '),
-      heap ? `${fmt(heap.heapTotal)} (${fmt(heap.heapUsed)} used), ${fmt(heap.external)}` : '',
+      heap ? heapText(heap.before, heap.settled) : '',
+      `${fmt(s.workerCores.quiet, 2)} → ${fmt(s.workerCores.during, 2)}`,
       String(s.restarts),
     ]
   }
@@ -193,7 +212,8 @@ function stormDetails(results: ScrapeCostResults): string {
       'GET p50 / p99 ms',
       'service p99 ms, quiet → during',
       'RSS MiB (median worker): before → peak → right after → settled',
-      'V8 heap MiB settled (median worker), external',
+      'V8 heap MiB before → settled (median worker), external',
+      'workers’ cores, quiet → during',
       'restarts',
     ],
     results.storms.flatMap((pair) => [line(pair, pair.on), line(pair, pair.off)]),
@@ -208,9 +228,7 @@ function burstDetails(results: ScrapeCostResults): string {
     b.afterBurstMiB.map((v) => fmt(v)).join(' / '),
     b.afterGapMiB.map((v) => fmt(v)).join(' / '),
     b.scrapesPerBurst.join(' / '),
-    b.heapMiB
-      ? `${fmt(b.heapMiB.heapTotal)} (${fmt(b.heapMiB.heapUsed)} used), ${fmt(b.heapMiB.external)}`
-      : '',
+    b.heapMiB ? heapText(b.heapMiB.before, b.heapMiB.end) : '',
     String(b.restarts),
   ]
   return table(
@@ -220,7 +238,7 @@ function burstDetails(results: ScrapeCostResults): string {
       'right after each burst',
       'at the end of each gap',
       'scrapes per burst',
-      'V8 heap MiB at the end (median worker), external',
+      'V8 heap MiB before → at the end (median worker), external',
       'restarts',
     ],
     [line(results.bursts.on), line(results.bursts.off)],
@@ -235,7 +253,11 @@ export function renderScrapeCost(results: ScrapeCostResults): string {
       'to back), with the service’s default reuse window; RSS is read from /proc for each ' +
       'worker, every 250 ms during a burst for its peak. The RSS the cluster view keeps and ' +
       'the floor rows come from the cluster view part above, every scrape a real gather. ' +
-      '"met" judges the cluster view on.',
+      'V8 heap: the workers’ own `nodejs_heap_size_total_bytes` (median worker) before and ' +
+      'after, read through the cluster view, so a growth in RSS can be told apart as V8’s ' +
+      'heap or memory outside it (allocator, buffers); external is `nodejs_external_memory_bytes`. ' +
+      'Workers’ cores: their CPU time from /proc over the wall time, while the service is ' +
+      'quiet and during the burst. "met" judges the cluster view on.',
     '',
     table(
       ['measure', 'cluster view on', 'cluster view off', 'goal', 'met'],

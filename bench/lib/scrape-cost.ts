@@ -65,7 +65,8 @@ export interface BurstsResult {
   afterGapMiB: number[]
   scrapesPerBurst: number[]
   restarts: number
-  heapMiB: WorkerHeaps | null
+  /** V8's heap before the first burst and at the end; null without the cluster view. */
+  heapMiB: { before: WorkerHeaps; end: WorkerHeaps } | null
 }
 
 export interface ScrapeCostResults {
@@ -117,6 +118,7 @@ async function benchBursts(
     await scrapers(app.baseUrl, 1, 2, false)
     await sleep(5000)
     const restartsBefore = sumRestarts(await app.current())
+    const heapBefore = clusterView ? await workerHeapsMiB(app.baseUrl) : null
     const beforeMiB = mean(await rss())
     const afterBurstMiB: number[] = []
     const afterGapMiB: number[] = []
@@ -129,7 +131,9 @@ async function benchBursts(
       afterGapMiB.push(mean(await rss()))
     }
     const restarts = sumRestarts(await app.current()) - restartsBefore
-    const heapMiB = clusterView ? await workerHeapsMiB(app.baseUrl) : null
+    const heapMiB = heapBefore
+      ? { before: heapBefore, end: await workerHeapsMiB(app.baseUrl) }
+      : null
     log(
       `${shape.count} bursts of ${shape.scrapers} scrapers, cluster view ${clusterView ? 'on' : 'off'}: ` +
         `mean RSS ${beforeMiB} -> ${afterBurstMiB.join(' -> ')} MiB (${scrapesPerBurst.join(', ')} scrapes)`,
