@@ -385,7 +385,13 @@ export async function scrapers(
       try {
         while (performance.now() < until) {
           try {
-            scrapes.push(await scrape(baseUrl, anonymous ? {} : PROMETHEUS_HEADERS, agent))
+            // Without its body: a long burst would otherwise keep gigabytes of answers.
+            const { text: _body, ...kept } = await scrape(
+              baseUrl,
+              anonymous ? {} : PROMETHEUS_HEADERS,
+              agent,
+            )
+            scrapes.push(kept)
           } catch {
             failed++
           }
