@@ -35,7 +35,11 @@ import {
   runClusterBench,
 } from './lib/cluster'
 import { type FormatsSettings, runFormatsBench } from './lib/formats'
-import { performanceDocument, withScrapeCostSection } from './lib/performance-doc'
+import {
+  performanceDocument,
+  withCurrentMethod,
+  withScrapeCostSection,
+} from './lib/performance-doc'
 import {
   type BenchResults,
   renderAll,
@@ -388,7 +392,7 @@ async function main(): Promise<void> {
     if (mode === 'full' && values.out === undefined && values.parts === undefined) {
       writeFileSync(
         PERFORMANCE_DOC,
-        withScrapeCostSection(readFileSync(PERFORMANCE_DOC, 'utf8'), section),
+        withScrapeCostSection(withCurrentMethod(readFileSync(PERFORMANCE_DOC, 'utf8')), section),
       )
       log(`scrape-cost section written to ${PERFORMANCE_DOC}`)
     }

@@ -41,7 +41,12 @@ view cost; a full run rewrites this document with its figures. Raw results go to
   60 s after; the service's p99 during ÷ quiet); 20 scrapers against the service's own
   registry beside 100 req/s; three bursts of 20 scrapers for 10 s, 30 s apart, with no other
   traffic (mean worker RSS after each); the whole GET ÷ the floor; the gather idle. After
-  settling, the workers' own heap gauges say how much of their RSS V8's heap holds.
+  settling, the workers' own heap gauges say how much of their RSS V8's heap holds, and their
+  CPU time how much of the two cores they took. Reading it: RSS that grows with V8's heap is
+  JavaScript heap V8 keeps after the burst; RSS that grows while the heap does not is memory
+  outside it (the allocator's freed pages, zlib and socket buffers). The service's requests
+  run on the same event loops and cores as the scrapes, so its p99 during a burst follows the
+  cores the workers take from the two.
   \`npm run bench -- --scrape-cost-only\` runs these parts alone (about 25 minutes) and rewrites
   that section only; \`--parts storm-20,bursts\` (any of registries, storm-20, storm-50,
   service, bursts) runs some of them, without the document.
@@ -61,6 +66,13 @@ const SCRAPE_COST_HEADING = '## What a scrape costs'
 export function performanceDocument(summary: string, scrapeCost: string | null = null): string {
   const doc = `${METHOD}${summary.trim()}\n`
   return scrapeCost === null ? doc : withScrapeCostSection(doc, scrapeCost)
+}
+
+/** `doc` with the method above its latest full run as this file now describes it. */
+export function withCurrentMethod(doc: string): string {
+  const start = doc.indexOf('\n## Latest full run\n\n')
+  if (start === -1) return doc
+  return `${METHOD}${doc.slice(start + '\n## Latest full run\n\n'.length)}`
 }
 
 /** `doc` with its scrape-cost section replaced by `body` (added at the end when missing). */

@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { StormResult } from '../../bench/lib/cluster'
-import { performanceDocument, withScrapeCostSection } from '../../bench/lib/performance-doc'
+import {
+  performanceDocument,
+  withCurrentMethod,
+  withScrapeCostSection,
+} from '../../bench/lib/performance-doc'
 import type { ScrapeCostResults } from '../../bench/lib/scrape-cost'
 import { scrapeCostTargets } from '../../bench/lib/scrape-cost-report'
 
@@ -86,4 +90,14 @@ test('the scrape-cost section is rewritten alone, the rest of the document kept'
     withScrapeCostSection('# Performance\n', 'body'),
     /^# Performance\n\n## What a scrape costs\n\nbody\n$/,
   )
+})
+
+test('the method is brought up to date above a kept full run and scrape-cost section', () => {
+  const current = performanceDocument('full run summary', 'section body')
+  const stale = current.replace(
+    /^# Performance[\s\S]*?\n## Latest full run\n/,
+    '# Performance\n\nold method\n\n## Latest full run\n',
+  )
+  assert.match(stale, /old method/)
+  assert.equal(withCurrentMethod(stale), current)
 })
