@@ -11,7 +11,7 @@
 //   --storm-only                  a burst of 20 Prometheus-like scrapers for 10 s, RSS 60 s after,
 //                                 with the cluster view on, then off (results JSON, no document)
 //   --scrape-cost-only            what a scrape costs, each goal with the cluster view on and off
-//                                 (about 25 minutes; rewrites that section of docs/performance.md)
+//                                 (about 20 minutes; rewrites that section of docs/performance.md)
 //   --parts <a,b>                 with --scrape-cost-only, only these parts: registries, storm-20,
 //                                 storm-50, service, bursts (results JSON, no document)
 //   --cpu-prof                    run the single-process servers under --cpu-prof (profiles in

@@ -45,9 +45,10 @@ view cost; a full run rewrites this document with its figures. Raw results go to
   CPU time how much of the two cores they took. Reading it: RSS that grows with V8's heap is
   JavaScript heap V8 keeps after the burst; RSS that grows while the heap does not is memory
   outside it (the allocator's freed pages, zlib and socket buffers). The service's requests
-  run on the same event loops and cores as the scrapes, so its p99 during a burst follows the
-  cores the workers take from the two.
-  \`npm run bench -- --scrape-cost-only\` runs these parts alone (about 25 minutes) and rewrites
+  run on the same event loops and cores as the scrapes: the workers' cores say whether the
+  service waits behind their CPU or behind a render holding one event loop (the scrapers, the
+  load generator and PM2 take the rest of the two cores).
+  \`npm run bench -- --scrape-cost-only\` runs these parts alone (about 20 minutes) and rewrites
   that section only; \`--parts storm-20,bursts\` (any of registries, storm-20, storm-50,
   service, bursts) runs some of them, without the document.
 - **Exposition formats**: the same registries through the cluster view, scraped in protobuf,
