@@ -10,6 +10,10 @@
 //   --formats-only                the formats comparison alone (results JSON, no document)
 //   --storm-only                  a burst of 20 Prometheus-like scrapers for 10 s, RSS 60 s after,
 //                                 with the cluster view on, then off (results JSON, no document)
+//   --scrape-cost-only            what a scrape costs, each goal with the cluster view on and off
+//                                 (about 20 minutes; rewrites that section of docs/performance.md)
+//   --parts <a,b>                 with --scrape-cost-only, only these parts: registries, storm-20,
+//                                 storm-50, service, bursts (results JSON, no document)
 //   --cpu-prof                    run the single-process servers under --cpu-prof (profiles in
 //                                 bench/results/profiles/, summarise with bench/profile-summary.ts)
 //   --callgrind-runs <n>          instruction counts under callgrind, n runs per variant
@@ -31,7 +35,11 @@ import {
   runClusterBench,
 } from './lib/cluster'
 import { type FormatsSettings, runFormatsBench } from './lib/formats'
-import { performanceDocument } from './lib/performance-doc'
+import {
+  performanceDocument,
+  withCurrentMethod,
+  withScrapeCostSection,
+} from './lib/performance-doc'
 import {
   type BenchResults,
   renderAll,
@@ -39,6 +47,13 @@ import {
   renderFormats,
   type Target,
 } from './lib/report'
+import {
+  runScrapeCostBench,
+  SCRAPE_COST_PARTS,
+  type ScrapeCostPart,
+  type ScrapeCostSettings,
+} from './lib/scrape-cost'
+import { renderScrapeCost } from './lib/scrape-cost-report'
 import {
   type CpuSettings,
   LoadGenerator,
@@ -57,6 +72,7 @@ interface Settings {
   saturation: SaturationSettings
   cluster: ClusterSettings
   formats: FormatsSettings
+  scrapeCost: ScrapeCostSettings
 }
 
 const FULL: Settings = {
@@ -92,6 +108,12 @@ const FULL: Settings = {
     storm: { scrapers: [20, 50], durationS: 10, serviceRate: 200, settleS: 20 },
   },
   formats: { rounds: 60, warmupRounds: 5 },
+  scrapeCost: {
+    storm20: { scrapers: 20, durationS: 10, serviceRate: 200, settleS: 60 },
+    storm50: { scrapers: 50, durationS: 30, serviceRate: 200, settleS: 60 },
+    service: { scrapers: 20, durationS: 10, serviceRate: 100, settleS: 60 },
+    bursts: { count: 3, scrapers: 20, durationS: 10, gapS: 30 },
+  },
 }
 
 const QUICK: Settings = {
@@ -119,6 +141,12 @@ const QUICK: Settings = {
     storm: { scrapers: [2, 3], durationS: 1, serviceRate: 100, settleS: 0 },
   },
   formats: { rounds: 3, warmupRounds: 1 },
+  scrapeCost: {
+    storm20: { scrapers: 2, durationS: 1, serviceRate: 100, settleS: 1 },
+    storm50: { scrapers: 3, durationS: 1, serviceRate: 100, settleS: 1 },
+    service: { scrapers: 2, durationS: 1, serviceRate: 100, settleS: 1 },
+    bursts: { count: 3, scrapers: 2, durationS: 1, gapS: 1 },
+  },
 }
 
 function versionOf(pkg: string): string {
@@ -284,6 +312,8 @@ async function main(): Promise<void> {
       'callgrind-profile': { type: 'boolean', default: false },
       'formats-only': { type: 'boolean', default: false },
       'storm-only': { type: 'boolean', default: false },
+      'scrape-cost-only': { type: 'boolean', default: false },
+      parts: { type: 'string' },
     },
   })
   const mode = values.quick ? 'quick' : 'full'
@@ -330,6 +360,45 @@ async function main(): Promise<void> {
     return
   }
 
+  if (values['scrape-cost-only']) {
+    const parts = (values.parts?.split(',') ?? [...SCRAPE_COST_PARTS]) as ScrapeCostPart[]
+    const unknown = parts.filter((p) => !SCRAPE_COST_PARTS.includes(p))
+    if (unknown.length > 0) {
+      throw new TypeError(
+        `--parts takes ${SCRAPE_COST_PARTS.join(', ')}; got ${unknown.join(', ')}`,
+      )
+    }
+    const load = LoadGenerator.start()
+    let scrapeCost: Awaited<ReturnType<typeof runScrapeCostBench>>
+    try {
+      scrapeCost = await runScrapeCostBench(settings.cluster, settings.scrapeCost, parts, load, log)
+    } finally {
+      await load.stop()
+    }
+    const loadavgAfter = loadavg().map((l) => round(l, 2))
+    const header =
+      `${mode} run of the scrape-cost parts, ${started.toISOString()}, ${round((Date.now() - started.getTime()) / 1000, 0)} s; ` +
+      `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.versions.node}; ` +
+      `load average before ${loadavgBefore.join(' ')}, after ${loadavgAfter.join(' ')}.`
+    mkdirSync(dirname(out), { recursive: true })
+    writeFileSync(
+      out,
+      `${JSON.stringify({ schema: 'bench-scrape-cost/1', mode, startedAt: started.toISOString(), loadavgBefore, loadavgAfter, versions: versionsOf(), scrapeCost }, null, 2)}\n`,
+    )
+    const section = `${header}\n\n${renderScrapeCost(scrapeCost)}`
+    process.stdout.write(`\n${section}\n\n`)
+    log(`results written to ${out}`)
+    // Every part of a full run rewrites its section of the document; the rest stays.
+    if (mode === 'full' && values.out === undefined && values.parts === undefined) {
+      writeFileSync(
+        PERFORMANCE_DOC,
+        withScrapeCostSection(withCurrentMethod(readFileSync(PERFORMANCE_DOC, 'utf8')), section),
+      )
+      log(`scrape-cost section written to ${PERFORMANCE_DOC}`)
+    }
+    return
+  }
+
   const callgrindRuns =
     values['callgrind-runs'] !== undefined
       ? Number(values['callgrind-runs'])
@@ -370,10 +439,22 @@ async function main(): Promise<void> {
 
   let cluster: BenchResults['cluster'] = null
   let formats: BenchResults['formats'] = null
+  let scrapeCost: BenchResults['scrapeCost'] = null
   if (!values['no-cluster']) {
     const load = LoadGenerator.start()
     try {
       cluster = await runClusterBench(settings.cluster, load, log)
+      // The registries were just measured; a quick run has no time for the bursts.
+      if (mode === 'full') {
+        scrapeCost = await runScrapeCostBench(
+          settings.cluster,
+          settings.scrapeCost,
+          SCRAPE_COST_PARTS,
+          load,
+          log,
+          cluster.registries,
+        )
+      }
     } finally {
       await load.stop()
     }
@@ -398,6 +479,7 @@ async function main(): Promise<void> {
     saturation,
     cluster,
     formats,
+    scrapeCost,
     targets: [],
   }
   results.targets = evaluateTargets(results)
@@ -407,7 +489,8 @@ async function main(): Promise<void> {
   log(`results written to ${out}`)
   // A full run is the one worth keeping: its summary becomes the performance document.
   if (mode === 'full' && values.out === undefined) {
-    writeFileSync(PERFORMANCE_DOC, performanceDocument(renderAll(results)))
+    const section = results.scrapeCost ? renderScrapeCost(results.scrapeCost) : null
+    writeFileSync(PERFORMANCE_DOC, performanceDocument(renderAll(results), section))
     log(`summary written to ${PERFORMANCE_DOC}`)
   }
 }

@@ -97,6 +97,37 @@ export interface StormResult {
   rssMiB: { before: number[]; peak: number[]; after: number[]; settled: number[] }
   /** Worker restarts PM2 made during the storm and its settling (max_memory_restart). */
   restarts: number
+  /** V8's heap before the burst and settled: what of RSS it holds; null without the cluster view. */
+  heapMiB: { before: WorkerHeaps; settled: WorkerHeaps } | null
+  /** CPU the workers used together, in cores, while the service was quiet and during the burst. */
+  workerCores: { quiet: number; during: number }
+}
+
+/** Median over the workers of V8's heap (total and in use) and memory outside it, in MiB. */
+export interface WorkerHeaps {
+  heapTotal: number
+  heapUsed: number
+  external: number
+}
+
+/**
+ * The workers' own heap gauges (prom-client's process metrics), from one plain scrape through
+ * the cluster view, which carries every worker's: what of a worker's RSS V8 holds, and what
+ * the allocator and buffers outside it do.
+ */
+export async function workerHeapsMiB(baseUrl: string): Promise<WorkerHeaps> {
+  const { text } = await scrape(baseUrl, {})
+  const medianOf = (name: string) => {
+    const values = [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].map(
+      (m) => Number(m[1]) / 2 ** 20,
+    )
+    return round(spread(values).median, 1)
+  }
+  return {
+    heapTotal: medianOf('nodejs_heap_size_total_bytes'),
+    heapUsed: medianOf('nodejs_heap_size_used_bytes'),
+    external: medianOf('nodejs_external_memory_bytes'),
+  }
 }
 
 export interface ClusterResults {
@@ -180,6 +211,22 @@ async function scrapeSeries(
   return scrapes
 }
 
+/** User and system CPU time of `pid` so far, in seconds (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Every worker's CPU seconds so far, summed. */
+export async function workersCpuSeconds(app: BenchPm2App): Promise<number> {
+  return [...(await app.current()).values()].reduce((sum, w) => sum + cpuSeconds(w.pid), 0)
+}
+
 function rssMiB(pid: number): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -259,7 +306,7 @@ function loadOptions(
   }
 }
 
-async function benchRegistry(
+export async function benchRegistry(
   registry: RegistryShape,
   settings: ClusterSettings,
   load: LoadGenerator,
@@ -322,7 +369,12 @@ async function benchRegistry(
 }
 
 /** `count` scrapers in parallel for `durationS`, each scraping back to back. */
-async function scrapers(baseUrl: string, count: number, durationS: number, anonymous: boolean) {
+export async function scrapers(
+  baseUrl: string,
+  count: number,
+  durationS: number,
+  anonymous: boolean,
+) {
   const until = performance.now() + durationS * 1000
   const scrapes: Scrape[] = []
   let failed = 0
@@ -333,7 +385,13 @@ async function scrapers(baseUrl: string, count: number, durationS: number, anony
       try {
         while (performance.now() < until) {
           try {
-            scrapes.push(await scrape(baseUrl, anonymous ? {} : PROMETHEUS_HEADERS, agent))
+            // Without its body: a long burst would otherwise keep gigabytes of answers.
+            const { text: _body, ...kept } = await scrape(
+              baseUrl,
+              anonymous ? {} : PROMETHEUS_HEADERS,
+              agent,
+            )
+            scrapes.push(kept)
           } catch {
             failed++
           }
@@ -347,7 +405,10 @@ async function scrapers(baseUrl: string, count: number, durationS: number, anony
 }
 
 /** Every worker's highest RSS, read every 250 ms until `until` settles. */
-async function peakRss(rss: () => Promise<number[]>, until: Promise<unknown>): Promise<number[]> {
+export async function peakRss(
+  rss: () => Promise<number[]>,
+  until: Promise<unknown>,
+): Promise<number[]> {
   let done = false
   until.finally(() => {
     done = true
@@ -375,18 +436,33 @@ export async function benchStorm(
     await load.run(loadOptions(app, settings, settings.warmupS))
     const serviceLoad = (): Promise<LoadResult> =>
       load.run(loadOptions(app, settings, durationS, serviceRate))
+    let cpu = await workersCpuSeconds(app)
+    let wall = performance.now()
+    const cores = async () => {
+      const [cpuNow, wallNow] = [await workersCpuSeconds(app), performance.now()]
+      const used = round((cpuNow - cpu) / ((wallNow - wall) / 1000), 2)
+      ;[cpu, wall] = [cpuNow, wallNow]
+      return used
+    }
     const quiet = await serviceLoad()
+    const quietCores = await cores()
+    const heapBefore = clusterView ? await workerHeapsMiB(app.baseUrl) : null
     const before = await rss()
     const restartsBefore = sumRestarts(await app.current())
+    await cores()
     const during = serviceLoad()
     const burst = scrapers(app.baseUrl, scraperCount, durationS, anonymous)
     const peak = await peakRss(rss, burst)
     const storm = await burst
     const serviceDuring = await during
+    const duringCores = await cores()
     const after = await rss()
     await sleep(settleS * 1000)
     const settled = await rss()
     const restarts = sumRestarts(await app.current()) - restartsBefore
+    const heapMiB = heapBefore
+      ? { before: heapBefore, settled: await workerHeapsMiB(app.baseUrl) }
+      : null
     const result: StormResult = {
       scrapers: scraperCount,
       anonymous,
@@ -402,6 +478,8 @@ export async function benchStorm(
       },
       rssMiB: { before, peak, after, settled },
       restarts,
+      heapMiB,
+      workerCores: { quiet: quietCores, during: duringCores },
     }
     log(
       `storm of ${scraperCount} ${anonymous ? 'anonymous' : 'Prometheus-like'} scrapers, cluster view ${clusterView ? 'on' : 'off'}: ${result.scrapesPerSecond} scrapes/s, ` +

@@ -3,6 +3,7 @@
 import type { CallgrindResults } from './callgrind'
 import type { ClusterResults, Latency } from './cluster'
 import { FORMATS, type FormatsResults } from './formats'
+import type { ScrapeCostResults } from './scrape-cost'
 import type { CpuResults, SaturationResults } from './single-process'
 import { type Spread, spread } from './stats'
 import { CALLGRIND_VARIANTS, VARIANT_LABELS, VARIANTS } from './variants'
@@ -34,6 +35,8 @@ export interface BenchResults {
   cluster: ClusterResults | null
   /** Protobuf, OpenMetrics and the text format side by side; null without the PM2 parts. */
   formats: FormatsResults | null
+  /** Each goal of a scrape's cost, cluster view on and off; null in quick runs. */
+  scrapeCost: ScrapeCostResults | null
   targets: Target[]
 }
 
