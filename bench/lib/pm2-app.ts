@@ -18,6 +18,11 @@ export interface BenchPm2App {
 export interface BenchPm2Options {
   instances: number
   env: Record<string, string>
+  /**
+   * How the PM2_HOME's name begins: `pm2-bench-`, by which the quick-bench test finds what a
+   * bench run left, unless another test runs the app beside it.
+   */
+  homePrefix?: string
 }
 
 export async function startBenchPm2App(options: BenchPm2Options): Promise<BenchPm2App> {
@@ -26,8 +31,7 @@ export async function startBenchPm2App(options: BenchPm2Options): Promise<BenchP
     env: options.env,
     ecosystem: ECOSYSTEM,
     onlineTimeoutMs: 90_000,
-    // The quick-bench test finds what a bench run left by this prefix.
-    homePrefix: 'pm2-bench-',
+    homePrefix: options.homePrefix ?? 'pm2-bench-',
   })
   const workers = new Map((await app.waitOnline(options.instances)).map((p) => [p.workerId, p.pid]))
   const current = async () =>

@@ -72,6 +72,9 @@ async function burst(baseUrl: string, scrapers: number, durationMs: number): Pro
 test('worker RSS comes back within a margin of its level before bursts of scrapers', async (t) => {
   const app = await startBenchPm2App({
     instances: 5,
+    // Not the bench's prefix: the quick-bench test, which may run meanwhile, would take this
+    // app for one its bench run left behind, and stop it.
+    homePrefix: 'pm2-burst-',
     env: {
       METRICS_CLUSTER: 'true',
       BENCH_SERIES_ROUTES: '20',
