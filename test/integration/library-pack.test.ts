@@ -164,7 +164,7 @@ const CELLS: Cell[] = CLIENTS.flatMap((client, c) =>
       registry: kind === 'plugin' ? 'plugin' : entry === 'server.mjs' ? 'global' : 'new',
       entry,
       // One app per client on a long TMPDIR.
-      longTmpdir: false && c === 0,
+      longTmpdir: kind === 'own' && (entry === 'server.mjs') === (c === 0),
     })),
   ),
 )
