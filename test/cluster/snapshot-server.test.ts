@@ -1,6 +1,6 @@
 // The sibling socket's own timeouts: a client that says nothing is dropped, a render slower than
 // that timeout still reaches a client that asked, and a probe that hangs up never holds a close;
-// and protobuf's bytes pass it unchanged.
+// protobuf's bytes pass it unchanged; and a gather's receive buffers are reused, never shared.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { Gauge, Registry } from 'prom-client'
 import { renderRegistry } from '../../packages/plugin/src/exposition/exposition'
+import { ReceiveBuffers } from '../../packages/plugin/src/gather/receive-buffers'
 import { fetchExposition } from '../../packages/plugin/src/gather/snapshot-client'
 import { SnapshotServer } from '../../packages/plugin/src/gather/snapshot-server'
 
@@ -99,6 +100,47 @@ test('siblings asking meanwhile share one render and receive its text intact', a
     assert.equal(renders, 1)
     assert.deepEqual(answers, Array(5).fill(text))
   } finally {
+    await server.close()
+  }
+})
+
+test('an answer is read whole into a buffer that the next read reuses once released, and no two reads share', async () => {
+  // Larger than a first buffer and than one socket read: the buffer grows as it is read.
+  const lines = Array.from({ length: 20_000 }, (_, i) => `big_total{n="${i}"} ${i}\n`)
+  const text = lines.join('')
+  assert.ok(Buffer.byteLength(text) > 256 * 1024)
+  const server = new SnapshotServer(join(base, 'reuse.sock'), header, async () => text)
+  await server.listen()
+  const buffers = new ReceiveBuffers(60_000)
+  const fetch = () =>
+    fetchExposition(
+      join(base, 'reuse.sock'),
+      '3',
+      'prometheus',
+      new AbortController().signal,
+      buffers,
+    )
+  try {
+    const first = await fetch()
+    assert.equal(Buffer.from(first.body).toString('utf8'), text)
+    // Two reads while the first holds its buffer: three distinct memories, each intact.
+    const [second, third] = await Promise.all([fetch(), fetch()])
+    const memories = new Set(
+      [first, second, third].map((answer) => (answer.body as Uint8Array).buffer),
+    )
+    assert.equal(memories.size, 3)
+    for (const answer of [second, third]) {
+      assert.equal(Buffer.from(answer.body).toString('utf8'), text)
+      answer.release()
+    }
+    first.release()
+    // Released, the last buffer given back is read into again, with no new allocation.
+    const again = await fetch()
+    assert.equal((again.body as Uint8Array).buffer, (first.body as Uint8Array).buffer)
+    assert.equal(Buffer.from(again.body).toString('utf8'), text)
+    again.release()
+  } finally {
+    buffers.clear()
     await server.close()
   }
 })

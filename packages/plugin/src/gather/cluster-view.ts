@@ -34,7 +34,8 @@ import type { NativeCarry } from '../succession/native-carry'
 import { Succession, type SuccessionLog } from '../succession/succession'
 import { ClampedScrapes } from './clamped-scrapes'
 import { addGatherMetrics } from './gather-health'
-import { fetchExposition, type WorkerExposition } from './snapshot-client'
+import { ReceiveBuffers } from './receive-buffers'
+import { type FetchedExposition, fetchExposition, type WorkerExposition } from './snapshot-client'
 import { SnapshotServer } from './snapshot-server'
 
 /** Share of Prometheus' scrape timeout the gather may use, leaving the rest for the reply. */
@@ -50,6 +51,11 @@ export const SCRAPE_TIMEOUT_SHARE = 0.5
 export const MIN_GATHER_BUDGET_MS = 100
 /** How often a worker checks that its directory, socket and link are still in place. */
 const HEAL_INTERVAL_MS = 1000
+/**
+ * Siblings' receive buffers are dropped after this long without a gather: kept through a
+ * burst of scrapes, never between the scrapes of a Prometheus (a second or more apart).
+ */
+const RECEIVE_IDLE_MS = 1000
 
 /** The metrics whose counts continue across a worker's processes (reload, restart). */
 export const DEFAULT_CARRIED_METRICS = ['http_requests_total', 'http_request_duration_seconds']
@@ -118,6 +124,7 @@ export class ClusterView {
   private readonly droppedFamilies: KeyedProblemLog<DroppedFamily>
   private readonly probe: LivenessProbe
   private readonly clamped: ClampedScrapes
+  private readonly receiveBuffers = new ReceiveBuffers(RECEIVE_IDLE_MS)
   /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
   /** The gather running in each format, noted with its budget (ms). */
   private readonly gathering = new InFlight<ExpositionFormat, GatherResult, number>()
@@ -211,6 +218,7 @@ export class ClusterView {
       await this.succession?.release()
     } finally {
       await this.server.close()
+      this.receiveBuffers.clear()
       removeIfPresent(this.stoppingMark())
     }
   }
@@ -273,18 +281,34 @@ export class ClusterView {
     const expected = untrusted === undefined ? this.expectedWorkerIds() : [workerId]
 
     const results = await Promise.allSettled(
-      expected.map((id): Promise<WorkerExposition> => {
+      expected.map((id): Promise<FetchedExposition> => {
         if (id === workerId && selfIsCurrent) {
           // Shared with the siblings asking for this worker's part meanwhile.
           return this.server
             .renderShared(format)
-            .then((body) => ({ workerId, pid: process.pid, body }))
+            .then((body) => ({ workerId, pid: process.pid, body, release: () => {} }))
         }
-        return fetchExposition(paths.linkFor(id), id, format, deadline.signal)
+        return fetchExposition(paths.linkFor(id), id, format, deadline.signal, this.receiveBuffers)
       }),
     )
     clearTimeout(timer)
+    try {
+      return await this.mergeParts(format, budgetMs, started, expected, untrusted, results)
+    } finally {
+      // The merged answer is a copy: the siblings' buffers serve the next gather.
+      for (const result of results) if (result.status === 'fulfilled') result.value.release()
+    }
+  }
 
+  /** The answered parts, the departed workers' and the gather's health, merged. */
+  private async mergeParts(
+    format: ExpositionFormat,
+    budgetMs: number,
+    started: number,
+    expected: string[],
+    untrusted: UnsafeReason | undefined,
+    results: PromiseSettledResult<WorkerExposition>[],
+  ): Promise<GatherResult> {
     const parts: WorkerExposition[] = []
     const missing: string[] = []
     const departed = new Set<string>()

@@ -5,16 +5,25 @@
 import { connect } from 'node:net'
 import type { Exposition, ExpositionFormat } from '../exposition/exposition'
 import { MalformedProtobufError, readFamilies } from '../exposition/protobuf/wire'
+import { FIRST_SIZE, grow, type ReceiveBuffers } from './receive-buffers'
 import type { SnapshotHeader } from './snapshot-server'
 
 /** Expositions bigger than this are refused rather than buffered (about 200k series). */
 const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+/** Room each socket read is given at least. */
+const MIN_READ = 16 * 1024
 
 export interface WorkerExposition {
   workerId: string
   pid: number
   /** The exposition's bytes as they came (UTF-8 for the text formats): merged, never decoded. */
   body: Exposition
+}
+
+/** A sibling's answer, whose body points into memory lent by the gather's ReceiveBuffers. */
+export interface FetchedExposition extends WorkerExposition {
+  /** Gives that memory back for the next gather: call once the body is no longer read. */
+  release(): void
 }
 
 const NEWLINE = 0x0a
@@ -24,37 +33,49 @@ export function fetchExposition(
   workerId: string,
   format: ExpositionFormat,
   signal: AbortSignal,
-): Promise<WorkerExposition> {
+  buffers?: ReceiveBuffers,
+): Promise<FetchedExposition> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(new Error('gather deadline passed'))
       return
     }
-    const chunks: Buffer[] = []
-    let size = 0
-    const socket = connect({ path: socketPath })
+    const key = `${format}\n${socketPath}`
+    let buffer = buffers?.take(key) ?? Buffer.allocUnsafe(FIRST_SIZE)
+    let filled = 0
+    const release = () => buffers?.give(key, buffer)
+    const fail = (err: Error) => {
+      signal.removeEventListener('abort', onAbort)
+      release()
+      reject(err)
+    }
+    // Read straight into `buffer`, grown when a read could fill it: no chunk of its own per read.
+    const socket = connect({
+      path: socketPath,
+      onread: {
+        buffer: () => {
+          buffer = grow(buffer, filled, filled + MIN_READ)
+          return buffer.subarray(filled)
+        },
+        callback: (bytes) => {
+          filled += bytes
+          if (filled <= MAX_SNAPSHOT_BYTES) return true
+          socket.destroy(new Error(`exposition larger than ${MAX_SNAPSHOT_BYTES} bytes`))
+          return false
+        },
+      },
+    })
     const onAbort = () => socket.destroy(new Error('gather deadline passed'))
     signal.addEventListener('abort', onAbort, { once: true })
     socket.on('connect', () => socket.write(`${format}\n`))
-    socket.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > MAX_SNAPSHOT_BYTES) {
-        socket.destroy(new Error(`exposition larger than ${MAX_SNAPSHOT_BYTES} bytes`))
-        return
-      }
-      chunks.push(chunk)
-    })
-    socket.on('error', (err) => {
-      signal.removeEventListener('abort', onAbort)
-      reject(err)
-    })
+    socket.on('error', fail)
     socket.on('end', () => {
       signal.removeEventListener('abort', onAbort)
       socket.end()
       try {
-        resolve(decodeAnswer(Buffer.concat(chunks, size), workerId, format))
+        resolve({ ...decodeAnswer(buffer.subarray(0, filled), workerId, format), release })
       } catch (err) {
-        reject(err)
+        fail(err as Error)
       }
     })
   })
