@@ -3,7 +3,7 @@
 // protobuf's bytes pass it unchanged; and a gather's receive buffers are reused, never shared.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -142,5 +142,25 @@ test('an answer is read whole into a buffer that the next read reuses once relea
   } finally {
     buffers.clear()
     await server.close()
+  }
+})
+
+test('an answer shorter or longer than its header announces is refused', async () => {
+  const path = join(base, 'cut.sock')
+  let answer = ''
+  const server = createServer((socket) => socket.once('data', () => socket.end(answer)))
+  await new Promise<void>((resolve) => server.listen(path, resolve))
+  const fetch = () => fetchExposition(path, '3', 'prometheus', new AbortController().signal)
+  try {
+    const headerOf = (bytes: number) => `${JSON.stringify({ ...header, bytes })}\n`
+    answer = `${headerOf(20)}cut_total 1\n`
+    await assert.rejects(fetch(), /the answer of worker 3 ended after 12 of 20 bytes/)
+    answer = `${headerOf(5)}cut_total 1\n`
+    await assert.rejects(fetch(), /ended after 12 of 5 bytes/)
+    // An older release announces no length: its answer is taken as it ends.
+    answer = `${JSON.stringify(header)}\ncut_total 1\n`
+    assert.equal(Buffer.from((await fetch()).body).toString('utf8'), 'cut_total 1\n')
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
   }
 })

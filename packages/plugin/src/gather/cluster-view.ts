@@ -55,7 +55,7 @@ const HEAL_INTERVAL_MS = 1000
  * Siblings' receive buffers are dropped after this long without a gather: kept through a
  * burst of scrapes, never between the scrapes of a Prometheus (a second or more apart).
  */
-const RECEIVE_IDLE_MS = 1000
+const RECEIVE_IDLE_MS = 500
 
 /** The metrics whose counts continue across a worker's processes (reload, restart). */
 export const DEFAULT_CARRIED_METRICS = ['http_requests_total', 'http_request_duration_seconds']

@@ -2,8 +2,9 @@
 // way, a sibling's part arrives as 64 KiB socket chunks, each shrunk to its length, then copied
 // into one buffer: a burst of scrapes makes several allocations per part per gather, and the
 // allocator's heap they fragment stays resident after the burst (docs/design.md). Here each
-// part is read straight into one buffer per sibling and format, reused while gathers keep
-// coming, and dropped once none has come for `idleMs`, so a quiet worker keeps none.
+// part is read straight into one buffer per sibling and format, sized by the length its header
+// announces, reused while gathers keep coming, and dropped once none has come for `idleMs`, so
+// a quiet worker keeps none.
 
 /** The first size for a sibling never read before: a small registry's part fits. */
 export const FIRST_SIZE = 64 * 1024
@@ -44,10 +45,21 @@ export class ReceiveBuffers {
   }
 }
 
-/** A buffer with room for `needed` bytes, holding the first `filled` bytes of `buffer`. */
-export function grow(buffer: Buffer, filled: number, needed: number): Buffer {
+/**
+ * The buffer to keep for an answer of `bytes`: an eighth more, so that a part growing a little
+ * from gather to gather still fits, and one byte free for the read that finds its end.
+ */
+export function sizeFor(bytes: number): number {
+  return bytes + (bytes >> 3) + 1
+}
+
+/**
+ * A buffer with room for `needed` bytes holding the first `filled` bytes of `buffer`: itself
+ * if it has the room, else a new one of `needed` bytes (`exact`) or at least twice the size.
+ */
+export function grow(buffer: Buffer, filled: number, needed: number, exact: boolean): Buffer {
   if (needed <= buffer.length) return buffer
-  const grown = Buffer.allocUnsafe(Math.max(needed, buffer.length * 2))
+  const grown = Buffer.allocUnsafe(exact ? needed : Math.max(needed, buffer.length * 2))
   buffer.copy(grown, 0, 0, filled)
   return grown
 }

@@ -18,6 +18,11 @@ export interface SnapshotHeader {
   pid: number
   /** The process' instance token, as in its socket's name. */
   instance: string
+  /**
+   * The exposition's length in bytes, after the header line: the gatherer reads it into a
+   * buffer of that size. Absent from an older release's answers.
+   */
+  bytes?: number
 }
 
 export type Render = (format: ExpositionFormat) => Promise<Exposition>
@@ -39,8 +44,7 @@ export class SnapshotServer {
   private readonly connections = new Set<Socket>()
   /** The current render of each format: in flight, or ended within the reuse window. */
   private readonly rendering = new Map<ExpositionFormat, SharedRender>()
-  /** The header line, encoded once: it names this process and never changes. */
-  private readonly headerBytes: Buffer
+  private readonly header: SnapshotHeader
 
   constructor(
     readonly socketPath: string,
@@ -54,7 +58,7 @@ export class SnapshotServer {
      */
     private readonly reuseMs = 0,
   ) {
-    this.headerBytes = Buffer.from(`${JSON.stringify(header)}\n`, 'utf8')
+    this.header = { workerId: header.workerId, pid: header.pid, instance: header.instance }
   }
 
   async listen(): Promise<void> {
@@ -146,7 +150,7 @@ export class SnapshotServer {
    */
   private answerShared(format: ExpositionFormat): Promise<Buffer> {
     const render = this.sharedRender(format)
-    render.wire ??= render.body.then((body) => withHeader(this.headerBytes, body))
+    render.wire ??= render.body.then((body) => withHeader(this.header, body))
     return render.wire
   }
 
@@ -173,10 +177,13 @@ export class SnapshotServer {
   }
 }
 
-function withHeader(header: Buffer, body: Exposition): Buffer {
-  if (typeof body !== 'string') return Buffer.concat([header, body])
-  const answer = Buffer.allocUnsafe(header.length + Buffer.byteLength(body, 'utf8'))
-  header.copy(answer)
-  answer.write(body, header.length, 'utf8')
+function withHeader(header: SnapshotHeader, body: Exposition): Buffer {
+  const bytes = typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength
+  const line = `${JSON.stringify({ ...header, bytes })}\n`
+  const headerBytes = Buffer.byteLength(line, 'utf8')
+  const answer = Buffer.allocUnsafe(headerBytes + bytes)
+  answer.write(line, 0, 'utf8')
+  if (typeof body === 'string') answer.write(body, headerBytes, 'utf8')
+  else answer.set(body, headerBytes)
   return answer
 }
