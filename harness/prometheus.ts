@@ -1,7 +1,8 @@
 // Runs a real Prometheus (Debian's `prometheus` package, or the binary PROMETHEUS_BIN names) on
 // a free loopback port with its own data directory, and queries it through its HTTP API.
 // Stopped by PID.
-import { type ChildProcess, spawn } from 'node:child_process'
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -134,6 +135,40 @@ export async function startPrometheus(
 }
 
 /** Time of Prometheus' newest scrape of `job` (from `up`), in seconds; 0 before the first. */
+/**
+ * Prometheus 3.5 as it scrapes native histograms: protobuf first, classic buckets kept beside
+ * the native ones, and native ingestion switched on by its 3.5 feature flag (a scrape config
+ * option from 3.8; see docs/stack.md), plus any `features` more. One job per app, by name.
+ */
+export async function startNativeHistogramPrometheus(
+  jobs: ReadonlyArray<{ name: string; port: number }>,
+  scrapeSeconds: number,
+  scrapeTimeoutSeconds: number,
+  features: readonly string[] = [],
+): Promise<PrometheusServer> {
+  const version = spawnSync(prometheusBin(), ['--version'], { encoding: 'utf8' })
+  assert.match(`${version.stdout}${version.stderr}`, /^prometheus, version 3\.5\./)
+  const scrapeConfigs = jobs
+    .map(
+      (job) => `
+  - job_name: ${job.name}
+    static_configs: [{ targets: ['127.0.0.1:${job.port}'] }]`,
+    )
+    .join('')
+  return startPrometheus(
+    `
+global:
+  scrape_interval: ${scrapeSeconds}s
+  scrape_timeout: ${scrapeTimeoutSeconds}s
+  scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, PrometheusText0.0.4]
+  always_scrape_classic_histograms: true
+scrape_configs:${scrapeConfigs}
+`,
+    {},
+    [`--enable-feature=${['native-histograms', ...features].join(',')}`],
+  )
+}
+
 export async function lastScrapeAt(prometheus: PrometheusServer, job: string): Promise<number> {
   const [sample] = await prometheus.query(`timestamp(up{job="${job}"})`)
   return sample === undefined ? 0 : Number(sample.value?.[1])

@@ -21,7 +21,11 @@ import {
 import { gaugeValue } from '../../harness/exposition'
 import { httpGet, waitFor } from '../../harness/net'
 import { type Pm2App, ROOT, startPm2App } from '../../harness/pm2'
-import { type PrometheusServer, scrapesPass, startPrometheus } from '../../harness/prometheus'
+import {
+  type PrometheusServer,
+  scrapesPass,
+  startNativeHistogramPrometheus,
+} from '../../harness/prometheus'
 import { PROMETHEUS_ACCEPT } from '../../harness/prometheus-accept'
 import {
   decodeFamilies,
@@ -259,24 +263,10 @@ test('apps installed from the tarball, with either client and either registry, c
       result.status === 'rejected' ? [`${describe(CELLS[i])}: ${result.reason}`] : [],
     )
     assert.deepEqual(failures, [], 'every app starts')
-    const jobs = [...apps.values()]
-      .map(
-        (app) => `
-  - job_name: ${app.name}
-    static_configs: [{ targets: ['127.0.0.1:${app.port}'] }]`,
-      )
-      .join('')
-    prometheus = await startPrometheus(
-      `
-global:
-  scrape_interval: ${SCRAPE_SECONDS}s
-  scrape_timeout: ${SCRAPE_SECONDS}s
-  scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, PrometheusText0.0.4]
-  always_scrape_classic_histograms: true
-scrape_configs:${jobs}
-`,
-      {},
-      ['--enable-feature=native-histograms'],
+    prometheus = await startNativeHistogramPrometheus(
+      [...apps.values()].map((app) => ({ name: app.name, port: app.port })),
+      SCRAPE_SECONDS,
+      SCRAPE_SECONDS,
     )
     const server = prometheus
 

@@ -10,11 +10,10 @@ import { httpGet, waitFor } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
 import {
   type PrometheusServer,
-  prometheusBin,
   scrapesPass,
-  startPrometheus,
+  startNativeHistogramPrometheus,
 } from '../../harness/prometheus'
-import { allPanels, readDashboard, runCommand, substitute } from '../../harness/stack'
+import { allPanels, readDashboard, substitute } from '../../harness/stack'
 import { increaseSince } from '../../harness/traffic-phases'
 
 const WORKERS = 5
@@ -52,25 +51,13 @@ async function traced(path: string, n: number): Promise<number> {
 }
 
 before(async () => {
-  const version = runCommand(prometheusBin(), ['--version'])
-  assert.match(version.stdout + version.stderr, /^prometheus, version 3\.5\./)
   app = await startPm2App({ instances: WORKERS, env: { METRICS_NATIVE_HISTOGRAMS: 'true' } })
   await app.waitOnline(WORKERS)
-  prometheus = await startPrometheus(
-    `
-global:
-  scrape_interval: ${SCRAPE_SECONDS}s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: webapp
-    scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, PrometheusText0.0.4]
-    always_scrape_classic_histograms: true
-    static_configs:
-      - targets: ['127.0.0.1:${app.port}']
-`,
-    {},
-    // Prometheus 3.5 ingests native histograms behind this flag (a scrape config option later).
-    ['--enable-feature=native-histograms,exemplar-storage'],
+  prometheus = await startNativeHistogramPrometheus(
+    [{ name: 'webapp', port: app.port }],
+    SCRAPE_SECONDS,
+    1,
+    ['exemplar-storage'],
   )
 })
 after(async () => {

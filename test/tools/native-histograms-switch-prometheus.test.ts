@@ -11,11 +11,9 @@ import { httpGet } from '../../harness/net'
 import { type Pm2App, startPm2App } from '../../harness/pm2'
 import {
   type PrometheusServer,
-  prometheusBin,
   scrapesPass,
-  startPrometheus,
+  startNativeHistogramPrometheus,
 } from '../../harness/prometheus'
-import { runCommand } from '../../harness/stack'
 import { increaseSince } from '../../harness/traffic-phases'
 
 const WORKERS = 3
@@ -49,24 +47,12 @@ async function send(path: string, n: number): Promise<number> {
 }
 
 before(async () => {
-  const version = runCommand(prometheusBin(), ['--version'])
-  assert.match(version.stdout + version.stderr, /^prometheus, version 3\.5\./)
   // An empty value removes the variable: native histograms off, the service's default.
   app = await startPm2App({ instances: WORKERS, env: { METRICS_NATIVE_HISTOGRAMS: '' } })
-  prometheus = await startPrometheus(
-    `
-global:
-  scrape_interval: ${SCRAPE_SECONDS}s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: webapp
-    scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, PrometheusText0.0.4]
-    always_scrape_classic_histograms: true
-    static_configs:
-      - targets: ['127.0.0.1:${app.port}']
-`,
-    {},
-    ['--enable-feature=native-histograms'],
+  prometheus = await startNativeHistogramPrometheus(
+    [{ name: 'webapp', port: app.port }],
+    SCRAPE_SECONDS,
+    1,
   )
 })
 after(async () => {
