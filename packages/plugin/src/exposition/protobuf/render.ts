@@ -154,22 +154,11 @@ function histograms(
   nativeFor: NativeFor | undefined,
 ): MetricMessage[] {
   const series = groupSeries(
-    data.values,
+    data,
     'le',
     defaults,
-    (labels): HistogramSeries => ({
-      labels,
-      buckets: [],
-      sum: 0,
-      count: 0,
-    }),
-  )
-  const suffixAt = data.name.length
-  for (const [one, value] of series.members) {
-    const suffix = value.metricName?.slice(suffixAt)
-    if (suffix === '_sum') one.sum = value.value
-    else if (suffix === '_count') one.count = value.value
-    else {
+    (labels): HistogramSeries => ({ labels, buckets: [], sum: 0, count: 0 }),
+    (one, value) => {
       const le = value.labels.le
       const bucket: HistogramSeries['buckets'][number] = {
         upper_bound: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le),
@@ -178,9 +167,9 @@ function histograms(
       const exemplar = exemplarOf(value)
       if (exemplar !== undefined) bucket.exemplar = exemplar
       one.buckets.push(bucket)
-    }
-  }
-  return series.all.map((one) => {
+    },
+  )
+  return series.map((one) => {
     const histogram: Record<string, unknown> = {
       ...countField('sample_count', one.count),
       sample_sum: one.sum,
@@ -257,24 +246,14 @@ interface SummarySeries {
 /** Summary values grouped by series (all labels but `quantile`): quantiles, `_sum`, `_count`. */
 function summaries(data: MetricData, defaults: Readonly<Labels>): MetricMessage[] {
   const series = groupSeries(
-    data.values,
+    data,
     'quantile',
     defaults,
-    (labels): SummarySeries => ({
-      labels,
-      quantiles: [],
-      sum: 0,
-      count: 0,
-    }),
+    (labels): SummarySeries => ({ labels, quantiles: [], sum: 0, count: 0 }),
+    (one, value) =>
+      one.quantiles.push({ quantile: Number(value.labels.quantile), value: value.value }),
   )
-  const suffixAt = data.name.length
-  for (const [one, value] of series.members) {
-    const suffix = value.metricName?.slice(suffixAt)
-    if (suffix === '_sum') one.sum = value.value
-    else if (suffix === '_count') one.count = value.value
-    else one.quantiles.push({ quantile: Number(value.labels.quantile), value: value.value })
-  }
-  return series.all.map((one) => ({
+  return series.map((one) => ({
     label: labelPairs(one.labels),
     summary: {
       ...countField('sample_count', one.count),
@@ -285,21 +264,22 @@ function summaries(data: MetricData, defaults: Readonly<Labels>): MetricMessage[
 }
 
 /**
- * Groups `values` into series by their labels without `magic` (`le`, `quantile`), the
- * registry's default labels added: each value paired with its series, series in first-seen
- * order. prom-client gives a histogram series' values one shared label object
- * (`sharedLabels`), so its key is worked out once per series.
+ * Groups a histogram's or summary's values into series by their labels without `magic` (`le`,
+ * `quantile`), the registry's default labels added, in first-seen order: each series' `_sum`
+ * and `_count` set, every other value handed to `add`. prom-client gives a histogram series'
+ * values one shared label object (`sharedLabels`), so its key is worked out once per series.
  */
-function groupSeries<Series>(
-  values: readonly RenderedValue[],
+function groupSeries<Series extends { sum: number; count: number }>(
+  data: MetricData,
   magic: string,
   defaults: Readonly<Labels>,
   create: (labels: Labels) => Series,
-) {
+  add: (one: Series, value: RenderedValue) => void,
+): Series[] {
   const byKey = new Map<string, Series>()
   const byShared = new Map<object, Series>()
-  const members: Array<[Series, RenderedValue]> = []
-  for (const value of values) {
+  const suffixAt = data.name.length
+  for (const value of data.values) {
     const shared = value.sharedLabels
     let one =
       shared !== undefined && onlyMagic(value.labels, magic) ? byShared.get(shared) : undefined
@@ -314,9 +294,12 @@ function groupSeries<Series>(
       }
       if (shared !== undefined && onlyMagic(value.labels, magic)) byShared.set(shared, one)
     }
-    members.push([one, value])
+    const suffix = value.metricName?.slice(suffixAt)
+    if (suffix === '_sum') one.sum = value.value
+    else if (suffix === '_count') one.count = value.value
+    else add(one, value)
   }
-  return { all: [...byKey.values()], members }
+  return [...byKey.values()]
 }
 
 function onlyMagic(labels: Readonly<Labels>, magic: string): boolean {
