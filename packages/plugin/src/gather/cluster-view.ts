@@ -125,8 +125,7 @@ export class ClusterView {
   private readonly probe: LivenessProbe
   private readonly clamped: ClampedScrapes
   private readonly receiveBuffers = new ReceiveBuffers(RECEIVE_IDLE_MS)
-  /** Gathers in flight, one per format: scrapes arriving meanwhile share them. */
-  /** The gather running in each format, noted with its budget (ms). */
+  /** The gather running in each format, with its budget (ms), shared by scrapes meanwhile. */
   private readonly gathering = new InFlight<ExpositionFormat, GatherResult, number>()
   /** The last gather of each format and when it ended, for `reuseMs`. */
   private readonly lastGather = new Map<
