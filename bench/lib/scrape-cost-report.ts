@@ -2,7 +2,7 @@
 // readings behind the rows. Written into docs/performance.md by the bench, never by hand.
 
 import type { WorkerHeaps } from './cluster'
-import type { Target } from './report'
+import { type Target, table } from './report'
 import { growth, type ScrapeCostResults, type StormPair } from './scrape-cost'
 import { spread } from './stats'
 
@@ -20,14 +20,6 @@ interface Row {
 const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 const signed = (n: number) => `${n >= 0 ? '+' : ''}${fmt(n)}`
 const med = (values: number[]) => spread(values).median
-
-function table(head: string[], rows: string[][]): string {
-  return [
-    `| ${head.join(' | ')} |`,
-    `|${head.map(() => '---').join('|')}|`,
-    ...rows.map((row) => `| ${row.join(' | ')} |`),
-  ].join('\n')
-}
 
 /** What V8's heap (total) grew by in the median worker, beside the RSS it is part of. */
 function heapGrowth(
